@@ -1,1 +1,11 @@
-//! placeholder
+//! Strongroom's protocol rules: pure Rust, no IO and no clock of its own (time is passed
+//! in). Each rule is a small function named after what it decides, with the requirement
+//! ID from `fapi-requirements.md` in its doc comment and its unit tests beside it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod jose;
+pub mod policy;
+
+pub use error::{ErrorCode, OAuthError, OAuthResult};
