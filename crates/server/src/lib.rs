@@ -1,1 +1,4 @@
 //! placeholder
+pub mod config;
+pub mod pki;
+pub mod tls;

@@ -1,0 +1,727 @@
+//! Server configuration: defaults, then a TOML file, then `STRONGROOM_` environment
+//! variables (nested keys joined with `__`), then validation that names the offending key.
+//!
+//! Every key is documented in `docs/configuration.md`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables read by [`load`].
+pub const ENV_PREFIX: &str = "STRONGROOM_";
+
+/// The signing algorithms a deployment may enable (FAPI 2.0: PS256, ES256, EdDSA).
+pub const ALLOWED_ALGORITHMS: [&str; 3] = ["PS256", "ES256", "EdDSA"];
+
+/// Top-level keys; environment variables whose first segment is not one of these are
+/// ignored (so e.g. `STRONGROOM_CONFIG`, read by the CLI, is not an unknown key).
+const TOP_LEVEL_KEYS: [&str; 16] = [
+    "issuer",
+    "development",
+    "data_dir",
+    "database_url",
+    "key_encryption_key",
+    "listen",
+    "tls",
+    "proxy",
+    "tokens",
+    "dpop",
+    "keys",
+    "limits",
+    "log",
+    "pages",
+    "admin",
+    "registration",
+];
+
+/// The whole server configuration.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The issuer identifier: an https URL without query, fragment or trailing slash.
+    pub issuer: String,
+    /// Development set-up: generate a PKI, keys and demo clients in `data_dir`.
+    pub development: bool,
+    /// Directory for generated files (development PKI, key file, SQLite database).
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite:` or `postgres:`); `None` → SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Key-encryption key for signing keys at rest: base64 or base64url of 32 bytes.
+    /// May be `None` only in development, where a key file in `data_dir` is used.
+    pub key_encryption_key: Option<String>,
+    /// Listener addresses.
+    pub listen: ListenConfig,
+    /// Server certificate and trusted client CAs.
+    pub tls: TlsConfig,
+    /// TLS-terminating proxies.
+    pub proxy: ProxyConfig,
+    /// Lifetimes of tokens, codes, pushed requests and sessions.
+    pub tokens: TokensConfig,
+    /// DPoP settings.
+    pub dpop: DpopConfig,
+    /// Signing keys.
+    pub keys: KeysConfig,
+    /// Request size limits.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Browser pages.
+    pub pages: PagesConfig,
+    /// Administrative API.
+    pub admin: AdminConfig,
+    /// Dynamic client registration.
+    pub registration: RegistrationConfig,
+}
+
+/// `[listen]`: where the two HTTPS listeners bind.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Public listener (browser endpoints, discovery, JWKS).
+    pub public: SocketAddr,
+    /// mTLS listener (client endpoints; a client certificate is requested).
+    pub mtls: SocketAddr,
+    /// External base URL of the mTLS listener, used in `mtls_endpoint_aliases`.
+    pub mtls_base_url: String,
+    /// Upper bound for one TLS handshake, in seconds.
+    pub handshake_timeout_secs: u64,
+}
+
+/// `[tls]`: server certificate and trusted client-certificate CAs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server (leaf first).
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the server.
+    pub key: Option<PathBuf>,
+    /// PEM files of CAs trusted for `tls_client_auth`.
+    pub client_ca_certs: Vec<PathBuf>,
+}
+
+/// `[proxy]`: TLS-terminating proxies that forward the client certificate in a header.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Trusted proxy addresses: IP addresses or CIDR networks.
+    pub trusted: Vec<String>,
+    /// Header carrying the client certificate (e.g. `Client-Cert`).
+    pub client_cert_header: Option<String>,
+}
+
+/// `[tokens]`: lifetimes in seconds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Access token lifetime.
+    pub access_token_ttl: u64,
+    /// Refresh token lifetime.
+    pub refresh_token_ttl: u64,
+    /// ID token lifetime.
+    pub id_token_ttl: u64,
+    /// Authorization code lifetime, 1..=60 (F2SP-5.3.2.1-11).
+    pub code_ttl: u64,
+    /// Pushed authorization request (`request_uri`) lifetime, 1..=599 (F2SP-5.3.2.2-12).
+    pub par_ttl: u64,
+    /// Browser login session lifetime.
+    pub session_ttl: u64,
+}
+
+/// `[dpop]`: DPoP settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopConfig {
+    /// Require a server-provided nonce in DPoP proofs.
+    pub require_nonce: bool,
+    /// How often the DPoP nonce changes, in seconds.
+    pub nonce_rotation_secs: u64,
+}
+
+/// `[keys]`: signing keys.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// How long retired keys stay published in the JWKS, in seconds.
+    pub overlap_secs: u64,
+    /// Enabled signing algorithms (subset of PS256, ES256, EdDSA).
+    pub algorithms: Vec<String>,
+}
+
+/// `[limits]`: request size limits in bytes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Maximum request body size.
+    pub max_body_bytes: usize,
+    /// Maximum size of one JWT (request object, client assertion, DPoP proof).
+    pub max_jwt_bytes: usize,
+    /// Maximum total size of request headers.
+    pub max_header_bytes: usize,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter directive, e.g. `info` or `strongroom=debug,info`.
+    pub level: String,
+}
+
+/// `[pages]`: browser pages.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagesConfig {
+    /// Directory with templates that override the built-in ones.
+    pub templates_dir: Option<PathBuf>,
+    /// Whether consent may be remembered for FAPI clients (off: ask every time).
+    pub remember_consent_for_fapi: bool,
+}
+
+/// `[admin]`: administrative API.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for the admin API (at least 32 characters); `None` disables it.
+    pub token: Option<String>,
+}
+
+/// `[registration]`: dynamic client registration.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Initial access token required to register clients (at least 32 characters).
+    pub initial_access_token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            issuer: "https://localhost:8443".to_string(),
+            development: true,
+            data_dir: PathBuf::from("./strongroom-data"),
+            database_url: None,
+            key_encryption_key: None,
+            listen: ListenConfig::default(),
+            tls: TlsConfig::default(),
+            proxy: ProxyConfig::default(),
+            tokens: TokensConfig::default(),
+            dpop: DpopConfig::default(),
+            keys: KeysConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+            pages: PagesConfig::default(),
+            admin: AdminConfig::default(),
+            registration: RegistrationConfig::default(),
+        }
+    }
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            public: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            mtls: SocketAddr::from(([127, 0, 0, 1], 8444)),
+            mtls_base_url: "https://localhost:8444".to_string(),
+            handshake_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: 300,
+            refresh_token_ttl: 2_592_000,
+            id_token_ttl: 300,
+            code_ttl: 60,
+            par_ttl: 90,
+            session_ttl: 3600,
+        }
+    }
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        Self {
+            require_nonce: false,
+            nonce_rotation_secs: 60,
+        }
+    }
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            overlap_secs: 86_400,
+            algorithms: ALLOWED_ALGORITHMS.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 65_536,
+            max_jwt_bytes: 16_384,
+            max_header_bytes: 16_384,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".to_string(),
+            level: "info".to_string(),
+        }
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+fn redact(v: &Option<String>) -> Option<&'static str> {
+    v.as_ref().map(|_| REDACTED)
+}
+
+/// Debug output never shows secrets (key-encryption key, tokens, database password).
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("issuer", &self.issuer)
+            .field("development", &self.development)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url_password))
+            .field("key_encryption_key", &redact(&self.key_encryption_key))
+            .field("listen", &self.listen)
+            .field("tls", &self.tls)
+            .field("proxy", &self.proxy)
+            .field("tokens", &self.tokens)
+            .field("dpop", &self.dpop)
+            .field("keys", &self.keys)
+            .field("limits", &self.limits)
+            .field("log", &self.log)
+            .field("pages", &self.pages)
+            .field("admin", &self.admin)
+            .field("registration", &self.registration)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig").field("token", &redact(&self.token)).finish()
+    }
+}
+
+impl fmt::Debug for RegistrationConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistrationConfig")
+            .field("initial_access_token", &redact(&self.initial_access_token))
+            .finish()
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some(REDACTED));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// One problem found by [`Config::validate`]: the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The dotted key, e.g. `tokens.code_ttl`.
+    pub key: String,
+    /// What is wrong, e.g. `must be between 1 and 60 (F2SP-5.3.2.1-11), got 61`.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file that was given does not exist.
+    #[error("configuration file {} not found", .0.display())]
+    MissingFile(PathBuf),
+    /// The file or environment could not be parsed (figment names the key and source).
+    #[error("configuration: {0}")]
+    Parse(Box<figment::Error>),
+    /// The values were read but some are invalid.
+    #[error("invalid configuration: {}", display_problems(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn display_problems(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ConfigError {
+    /// The problems found by validation (empty for other errors).
+    pub fn problems(&self) -> &[ConfigProblem] {
+        match self {
+            ConfigError::Invalid(p) => p,
+            _ => &[],
+        }
+    }
+}
+
+/// The figment that [`load`] extracts from: defaults, then the TOML file (if any), then
+/// `STRONGROOM_*` environment variables. Does not check that the file exists.
+pub fn figment(path: Option<&Path>) -> Figment {
+    let mut fig = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(path) = path {
+        fig = fig.merge(Toml::file_exact(path));
+    }
+    fig.merge(
+        Env::prefixed(ENV_PREFIX)
+            .split("__")
+            .filter(|k| {
+                let first = k.as_str().split('.').next().unwrap_or_default();
+                TOP_LEVEL_KEYS.iter().any(|t| t.eq_ignore_ascii_case(first))
+            }),
+    )
+}
+
+/// Load and validate the configuration: defaults → TOML file at `path` (if given; a
+/// missing file is an error) → `STRONGROOM_` environment variables (nested keys with
+/// `__`, e.g. `STRONGROOM_TOKENS__ACCESS_TOKEN_TTL=60`).
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    if let Some(p) = path {
+        if !p.is_file() {
+            return Err(ConfigError::MissingFile(p.to_path_buf()));
+        }
+    }
+    let config: Config = figment(path)
+        .extract()
+        .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Decode a key-encryption key: base64 or base64url (padding optional) of exactly 32 bytes.
+pub fn decode_key_encryption_key(value: &str) -> Option<[u8; 32]> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let v = value.trim();
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(v).ok())
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+}
+
+impl Config {
+    /// The database URL: `database_url`, or `sqlite://<data_dir>/strongroom.db`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("strongroom.db").display()
+            ),
+        }
+    }
+
+    /// The decoded key-encryption key, if one is configured and valid.
+    pub fn key_encryption_key_bytes(&self) -> Option<[u8; 32]> {
+        self.key_encryption_key
+            .as_deref()
+            .and_then(decode_key_encryption_key)
+    }
+
+    /// Check every value; the error lists each problem with its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::default();
+
+        if let Err(m) = check_https_url(&self.issuer) {
+            p.add("issuer", m);
+        }
+
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:"))
+            {
+                p.add("database_url", "must start with sqlite: or postgres:");
+            }
+        }
+
+        match &self.key_encryption_key {
+            Some(k) if decode_key_encryption_key(k).is_none() => p.add(
+                "key_encryption_key",
+                "must be base64 or base64url of exactly 32 bytes",
+            ),
+            None if !self.development => p.add(
+                "key_encryption_key",
+                "is required when development = false",
+            ),
+            _ => {}
+        }
+
+        // [listen]
+        if let Err(m) = check_https_url(&self.listen.mtls_base_url) {
+            p.add("listen.mtls_base_url", m);
+        }
+        if self.listen.public == self.listen.mtls {
+            p.add("listen.mtls", "must differ from listen.public");
+        }
+        if !(1..=300).contains(&self.listen.handshake_timeout_secs) {
+            p.add(
+                "listen.handshake_timeout_secs",
+                format!("must be between 1 and 300, got {}", self.listen.handshake_timeout_secs),
+            );
+        }
+
+        // [tls]
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("tls.cert", cert), ("tls.key", key)] {
+                    if !path.is_file() {
+                        p.add(name, format!("file {} does not exist", path.display()));
+                    }
+                }
+            }
+            (Some(_), None) => p.add("tls.key", "must be set together with tls.cert"),
+            (None, Some(_)) => p.add("tls.cert", "must be set together with tls.key"),
+            (None, None) if !self.development => {
+                p.add("tls.cert", "is required when development = false (with tls.key)")
+            }
+            (None, None) => {}
+        }
+        for path in &self.tls.client_ca_certs {
+            if !path.is_file() {
+                p.add(
+                    "tls.client_ca_certs",
+                    format!("file {} does not exist", path.display()),
+                );
+            }
+        }
+
+        // [proxy]
+        for entry in &self.proxy.trusted {
+            if crate::tls::parse_ip_or_cidr(entry).is_err() {
+                p.add(
+                    "proxy.trusted",
+                    format!("{entry:?} is not an IP address or CIDR network"),
+                );
+            }
+        }
+        if let Some(h) = &self.proxy.client_cert_header {
+            if http::HeaderName::from_bytes(h.trim().as_bytes()).is_err() {
+                p.add(
+                    "proxy.client_cert_header",
+                    format!("{h:?} is not a valid HTTP header name"),
+                );
+            } else if self.proxy.trusted.is_empty() {
+                p.add(
+                    "proxy.trusted",
+                    "must list at least one proxy when proxy.client_cert_header is set",
+                );
+            }
+        }
+
+        // [tokens]
+        let t = &self.tokens;
+        for (key, value) in [
+            ("tokens.access_token_ttl", t.access_token_ttl),
+            ("tokens.refresh_token_ttl", t.refresh_token_ttl),
+            ("tokens.id_token_ttl", t.id_token_ttl),
+            ("tokens.session_ttl", t.session_ttl),
+        ] {
+            if value == 0 {
+                p.add(key, "must be at least 1 second");
+            }
+        }
+        if !(1..=60).contains(&t.code_ttl) {
+            p.add(
+                "tokens.code_ttl",
+                format!("must be between 1 and 60 seconds (F2SP-5.3.2.1-11), got {}", t.code_ttl),
+            );
+        }
+        if !(1..=599).contains(&t.par_ttl) {
+            p.add(
+                "tokens.par_ttl",
+                format!(
+                    "must be between 1 and 599 seconds (F2SP-5.3.2.2-12: under 600), got {}",
+                    t.par_ttl
+                ),
+            );
+        }
+
+        // [dpop]
+        if self.dpop.nonce_rotation_secs == 0 {
+            p.add("dpop.nonce_rotation_secs", "must be at least 1 second");
+        }
+
+        // [keys]
+        if self.keys.algorithms.is_empty() {
+            p.add("keys.algorithms", "must list at least one algorithm");
+        }
+        let mut seen = BTreeSet::new();
+        for alg in &self.keys.algorithms {
+            if !ALLOWED_ALGORITHMS.contains(&alg.as_str()) {
+                p.add(
+                    "keys.algorithms",
+                    format!("{alg:?} is not allowed (only PS256, ES256, EdDSA)"),
+                );
+            } else if !seen.insert(alg.as_str()) {
+                p.add("keys.algorithms", format!("{alg:?} is listed twice"));
+            }
+        }
+
+        // [limits]
+        for (key, value) in [
+            ("limits.max_body_bytes", self.limits.max_body_bytes),
+            ("limits.max_jwt_bytes", self.limits.max_jwt_bytes),
+            ("limits.max_header_bytes", self.limits.max_header_bytes),
+        ] {
+            if value == 0 {
+                p.add(key, "must be greater than 0");
+            }
+        }
+
+        // [log]
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            p.add(
+                "log.format",
+                format!("must be \"text\" or \"json\", got {:?}", self.log.format),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            p.add("log.level", format!("is not a valid filter directive: {e}"));
+        }
+
+        // [pages]
+        if let Some(dir) = &self.pages.templates_dir {
+            if !dir.is_dir() {
+                p.add(
+                    "pages.templates_dir",
+                    format!("directory {} does not exist", dir.display()),
+                );
+            }
+        }
+
+        // [admin], [registration]
+        if matches!(&self.admin.token, Some(t) if t.chars().count() < 32) {
+            p.add("admin.token", "must be at least 32 characters");
+        }
+        if matches!(&self.registration.initial_access_token, Some(t) if t.chars().count() < 32) {
+            p.add(
+                "registration.initial_access_token",
+                "must be at least 32 characters",
+            );
+        }
+
+        p.into_result()
+    }
+}
+
+/// An https URL without query, fragment, credentials or trailing slash.
+fn check_https_url(value: &str) -> Result<(), String> {
+    const MSG: &str =
+        "must be an https URL without query or fragment (and without a trailing slash)";
+    let url = url::Url::parse(value).map_err(|e| format!("{MSG}: {e}"))?;
+    if url.scheme() != "https" {
+        return Err(format!("{MSG}: scheme is {:?}", url.scheme()));
+    }
+    if url.host().is_none() {
+        return Err(format!("{MSG}: no host"));
+    }
+    if url.query().is_some() || value.contains('?') {
+        return Err(format!("{MSG}: has a query"));
+    }
+    if url.fragment().is_some() || value.contains('#') {
+        return Err(format!("{MSG}: has a fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{MSG}: has credentials"));
+    }
+    if value.ends_with('/') {
+        return Err(format!("{MSG}: has a trailing slash"));
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn add(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn into_result(self) -> Result<(), ConfigError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(self.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kek_decoding_accepts_both_alphabets_and_exact_length() {
+        let bytes = [0xfbu8; 32];
+        let std = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        assert_eq!(decode_key_encryption_key(&std), Some(bytes));
+        assert_eq!(decode_key_encryption_key(&url), Some(bytes));
+        let short = base64::engine::general_purpose::STANDARD.encode([1u8; 31]);
+        assert_eq!(decode_key_encryption_key(&short), None);
+        assert_eq!(decode_key_encryption_key("not base64!"), None);
+    }
+
+    #[test]
+    fn https_url_check() {
+        assert!(check_https_url("https://as.example.com").is_ok());
+        assert!(check_https_url("https://as.example.com/tenant").is_ok());
+        for bad in [
+            "http://as.example.com",
+            "https://as.example.com/",
+            "https://as.example.com?x=1",
+            "https://as.example.com#f",
+            "https://u:p@as.example.com",
+            "as.example.com",
+        ] {
+            assert!(check_https_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let mut c = Config::default();
+        c.key_encryption_key = Some("c2VjcmV0LWtleS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=".into());
+        c.admin.token = Some("a".repeat(40));
+        c.database_url = Some("postgres://user:hunter2@db/strongroom".into());
+        let s = format!("{c:?}");
+        assert!(!s.contains("c2VjcmV0"));
+        assert!(!s.contains("aaaa"));
+        assert!(!s.contains("hunter2"));
+    }
+}
