@@ -94,10 +94,10 @@ PG_PORT=5432
 setup_postgres() {
     pg_server_installed || die "PostgreSQL server is not installed"
 
-    # Newest installed major version, e.g. 15 on Debian 12.
+    # Newest major version with a server installed, e.g. 15 on Debian 12.
     local ver
-    ver=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' |
-        grep -E '^[0-9]+$' | sort -n | tail -n 1)
+    ver=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/postgres' |
+        awk -F/ '{print $5}' | grep -E '^[0-9]+$' | sort -n | tail -n 1)
     [ -n "$ver" ] || die "cannot find an installed PostgreSQL major version"
 
     if ! pg_lsclusters -h 2>/dev/null | awk -v v="$ver" '$1 == v && $2 == "main"' | grep -q .; then
