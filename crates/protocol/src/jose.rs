@@ -314,7 +314,9 @@ impl LocalSigningKey {
                 .map_err(|_| JoseError::Signing)?
                 .as_ref()
                 .to_vec(),
-            JwsAlg::EdDSA => sig::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| JoseError::Signing)?.as_ref().to_vec(),
+            JwsAlg::EdDSA => {
+                sig::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| JoseError::Signing)?.as_ref().to_vec()
+            }
             JwsAlg::PS256 | JwsAlg::RS256 => {
                 use aws_lc_rs::encoding::AsDer;
                 let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)

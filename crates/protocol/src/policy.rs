@@ -25,12 +25,8 @@ pub enum Profile {
 
 impl Profile {
     /// All profiles.
-    pub const ALL: [Profile; 4] = [
-        Profile::Fapi2Security,
-        Profile::Fapi2MessageSigning,
-        Profile::Fapi1Advanced,
-        Profile::OAuth2,
-    ];
+    pub const ALL: [Profile; 4] =
+        [Profile::Fapi2Security, Profile::Fapi2MessageSigning, Profile::Fapi1Advanced, Profile::OAuth2];
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
