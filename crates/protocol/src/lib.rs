@@ -7,6 +7,8 @@
 pub mod client;
 pub mod error;
 pub mod jose;
+pub mod mtls;
+pub mod pkce;
 pub mod policy;
 
 pub use error::{ErrorCode, OAuthError, OAuthResult};
