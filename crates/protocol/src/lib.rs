@@ -5,6 +5,8 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod client_auth;
+pub mod dpop;
 pub mod error;
 pub mod jose;
 pub mod mtls;
