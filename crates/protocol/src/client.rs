@@ -314,7 +314,7 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
     }
 
     let response_types = if m.response_types.is_empty() {
-        vec![policy.response_types[0]]
+        policy.response_types.to_vec()
     } else {
         m.response_types
             .iter()
@@ -608,7 +608,7 @@ mod tests {
             "c".into(),
         )
         .unwrap();
-        assert_eq!(c.response_types, vec![ResponseType::CodeIdToken]);
+        assert_eq!(c.response_types, vec![ResponseType::CodeIdToken, ResponseType::Code]);
         assert!(c.mtls_bound());
         assert!(!c.dpop_bound());
         assert!(c.requires_signed_request_object());

@@ -4,13 +4,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod authz;
 pub mod client;
 pub mod client_auth;
+pub mod discovery;
 pub mod dpop;
 pub mod error;
 pub mod jose;
 pub mod mtls;
 pub mod pkce;
 pub mod policy;
+pub mod random;
+pub mod tokens;
 
 pub use error::{ErrorCode, OAuthError, OAuthResult};
