@@ -250,38 +250,25 @@ impl Default for TokensConfig {
 
 impl Default for DpopConfig {
     fn default() -> Self {
-        Self {
-            require_nonce: false,
-            nonce_rotation_secs: 60,
-        }
+        Self { require_nonce: false, nonce_rotation_secs: 60 }
     }
 }
 
 impl Default for KeysConfig {
     fn default() -> Self {
-        Self {
-            overlap_secs: 86_400,
-            algorithms: ALLOWED_ALGORITHMS.iter().map(|a| a.to_string()).collect(),
-        }
+        Self { overlap_secs: 86_400, algorithms: ALLOWED_ALGORITHMS.iter().map(|a| a.to_string()).collect() }
     }
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 65_536,
-            max_jwt_bytes: 16_384,
-            max_header_bytes: 16_384,
-        }
+        Self { max_body_bytes: 65_536, max_jwt_bytes: 16_384, max_header_bytes: 16_384 }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: "text".to_string(),
-            level: "info".to_string(),
-        }
+        Self { format: "text".to_string(), level: "info".to_string() }
     }
 }
 
@@ -323,9 +310,7 @@ impl fmt::Debug for AdminConfig {
 
 impl fmt::Debug for RegistrationConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistrationConfig")
-            .field("initial_access_token", &redact(&self.initial_access_token))
-            .finish()
+        f.debug_struct("RegistrationConfig").field("initial_access_token", &redact(&self.initial_access_token)).finish()
     }
 }
 
@@ -369,11 +354,7 @@ pub enum ConfigError {
 }
 
 fn display_problems(problems: &[ConfigProblem]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl ConfigError {
@@ -393,28 +374,22 @@ pub fn figment(path: Option<&Path>) -> Figment {
     if let Some(path) = path {
         fig = fig.merge(Toml::file_exact(path));
     }
-    fig.merge(
-        Env::prefixed(ENV_PREFIX)
-            .split("__")
-            .filter(|k| {
-                let first = k.as_str().split('.').next().unwrap_or_default();
-                TOP_LEVEL_KEYS.iter().any(|t| t.eq_ignore_ascii_case(first))
-            }),
-    )
+    fig.merge(Env::prefixed(ENV_PREFIX).split("__").filter(|k| {
+        let first = k.as_str().split('.').next().unwrap_or_default();
+        TOP_LEVEL_KEYS.iter().any(|t| t.eq_ignore_ascii_case(first))
+    }))
 }
 
 /// Load and validate the configuration: defaults → TOML file at `path` (if given; a
 /// missing file is an error) → `STRONGROOM_` environment variables (nested keys with
 /// `__`, e.g. `STRONGROOM_TOKENS__ACCESS_TOKEN_TTL=60`).
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-    if let Some(p) = path {
-        if !p.is_file() {
-            return Err(ConfigError::MissingFile(p.to_path_buf()));
-        }
+    if let Some(p) = path
+        && !p.is_file()
+    {
+        return Err(ConfigError::MissingFile(p.to_path_buf()));
     }
-    let config: Config = figment(path)
-        .extract()
-        .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+    let config: Config = figment(path).extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
     config.validate()?;
     Ok(config)
 }
@@ -434,18 +409,13 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}",
-                self.data_dir.join("strongroom.db").display()
-            ),
+            None => format!("sqlite://{}", self.data_dir.join("strongroom.db").display()),
         }
     }
 
     /// The decoded key-encryption key, if one is configured and valid.
     pub fn key_encryption_key_bytes(&self) -> Option<[u8; 32]> {
-        self.key_encryption_key
-            .as_deref()
-            .and_then(decode_key_encryption_key)
+        self.key_encryption_key.as_deref().and_then(decode_key_encryption_key)
     }
 
     /// Check every value; the error lists each problem with its key.
@@ -456,24 +426,17 @@ impl Config {
             p.add("issuer", m);
         }
 
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("sqlite:")
-                || url.starts_with("postgres:")
-                || url.starts_with("postgresql:"))
-            {
-                p.add("database_url", "must start with sqlite: or postgres:");
-            }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
+        {
+            p.add("database_url", "must start with sqlite: or postgres:");
         }
 
         match &self.key_encryption_key {
-            Some(k) if decode_key_encryption_key(k).is_none() => p.add(
-                "key_encryption_key",
-                "must be base64 or base64url of exactly 32 bytes",
-            ),
-            None if !self.development => p.add(
-                "key_encryption_key",
-                "is required when development = false",
-            ),
+            Some(k) if decode_key_encryption_key(k).is_none() => {
+                p.add("key_encryption_key", "must be base64 or base64url of exactly 32 bytes")
+            }
+            None if !self.development => p.add("key_encryption_key", "is required when development = false"),
             _ => {}
         }
 
@@ -509,33 +472,21 @@ impl Config {
         }
         for path in &self.tls.client_ca_certs {
             if !path.is_file() {
-                p.add(
-                    "tls.client_ca_certs",
-                    format!("file {} does not exist", path.display()),
-                );
+                p.add("tls.client_ca_certs", format!("file {} does not exist", path.display()));
             }
         }
 
         // [proxy]
         for entry in &self.proxy.trusted {
             if crate::tls::parse_ip_or_cidr(entry).is_err() {
-                p.add(
-                    "proxy.trusted",
-                    format!("{entry:?} is not an IP address or CIDR network"),
-                );
+                p.add("proxy.trusted", format!("{entry:?} is not an IP address or CIDR network"));
             }
         }
         if let Some(h) = &self.proxy.client_cert_header {
             if http::HeaderName::from_bytes(h.trim().as_bytes()).is_err() {
-                p.add(
-                    "proxy.client_cert_header",
-                    format!("{h:?} is not a valid HTTP header name"),
-                );
+                p.add("proxy.client_cert_header", format!("{h:?} is not a valid HTTP header name"));
             } else if self.proxy.trusted.is_empty() {
-                p.add(
-                    "proxy.trusted",
-                    "must list at least one proxy when proxy.client_cert_header is set",
-                );
+                p.add("proxy.trusted", "must list at least one proxy when proxy.client_cert_header is set");
             }
         }
 
@@ -552,18 +503,12 @@ impl Config {
             }
         }
         if !(1..=60).contains(&t.code_ttl) {
-            p.add(
-                "tokens.code_ttl",
-                format!("must be between 1 and 60 seconds (F2SP-5.3.2.1-11), got {}", t.code_ttl),
-            );
+            p.add("tokens.code_ttl", format!("must be between 1 and 60 seconds (F2SP-5.3.2.1-11), got {}", t.code_ttl));
         }
         if !(1..=599).contains(&t.par_ttl) {
             p.add(
                 "tokens.par_ttl",
-                format!(
-                    "must be between 1 and 599 seconds (F2SP-5.3.2.2-12: under 600), got {}",
-                    t.par_ttl
-                ),
+                format!("must be between 1 and 599 seconds (F2SP-5.3.2.2-12: under 600), got {}", t.par_ttl),
             );
         }
 
@@ -579,10 +524,7 @@ impl Config {
         let mut seen = BTreeSet::new();
         for alg in &self.keys.algorithms {
             if !ALLOWED_ALGORITHMS.contains(&alg.as_str()) {
-                p.add(
-                    "keys.algorithms",
-                    format!("{alg:?} is not allowed (only PS256, ES256, EdDSA)"),
-                );
+                p.add("keys.algorithms", format!("{alg:?} is not allowed (only PS256, ES256, EdDSA)"));
             } else if !seen.insert(alg.as_str()) {
                 p.add("keys.algorithms", format!("{alg:?} is listed twice"));
             }
@@ -601,23 +543,17 @@ impl Config {
 
         // [log]
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            p.add(
-                "log.format",
-                format!("must be \"text\" or \"json\", got {:?}", self.log.format),
-            );
+            p.add("log.format", format!("must be \"text\" or \"json\", got {:?}", self.log.format));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             p.add("log.level", format!("is not a valid filter directive: {e}"));
         }
 
         // [pages]
-        if let Some(dir) = &self.pages.templates_dir {
-            if !dir.is_dir() {
-                p.add(
-                    "pages.templates_dir",
-                    format!("directory {} does not exist", dir.display()),
-                );
-            }
+        if let Some(dir) = &self.pages.templates_dir
+            && !dir.is_dir()
+        {
+            p.add("pages.templates_dir", format!("directory {} does not exist", dir.display()));
         }
 
         // [admin], [registration]
@@ -625,10 +561,7 @@ impl Config {
             p.add("admin.token", "must be at least 32 characters");
         }
         if matches!(&self.registration.initial_access_token, Some(t) if t.chars().count() < 32) {
-            p.add(
-                "registration.initial_access_token",
-                "must be at least 32 characters",
-            );
+            p.add("registration.initial_access_token", "must be at least 32 characters");
         }
 
         p.into_result()
@@ -637,8 +570,7 @@ impl Config {
 
 /// An https URL without query, fragment, credentials or trailing slash.
 fn check_https_url(value: &str) -> Result<(), String> {
-    const MSG: &str =
-        "must be an https URL without query or fragment (and without a trailing slash)";
+    const MSG: &str = "must be an https URL without query or fragment (and without a trailing slash)";
     let url = url::Url::parse(value).map_err(|e| format!("{MSG}: {e}"))?;
     if url.scheme() != "https" {
         return Err(format!("{MSG}: scheme is {:?}", url.scheme()));
@@ -666,18 +598,11 @@ struct Problems(Vec<ConfigProblem>);
 
 impl Problems {
     fn add(&mut self, key: &str, message: impl Into<String>) {
-        self.0.push(ConfigProblem {
-            key: key.to_string(),
-            message: message.into(),
-        });
+        self.0.push(ConfigProblem { key: key.to_string(), message: message.into() });
     }
 
     fn into_result(self) -> Result<(), ConfigError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(self.0)) }
     }
 }
 
@@ -715,10 +640,12 @@ mod tests {
 
     #[test]
     fn debug_redacts_secrets() {
-        let mut c = Config::default();
-        c.key_encryption_key = Some("c2VjcmV0LWtleS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=".into());
-        c.admin.token = Some("a".repeat(40));
-        c.database_url = Some("postgres://user:hunter2@db/strongroom".into());
+        let c = Config {
+            key_encryption_key: Some("c2VjcmV0LWtleS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=".into()),
+            admin: AdminConfig { token: Some("a".repeat(40)) },
+            database_url: Some("postgres://user:hunter2@db/strongroom".into()),
+            ..Config::default()
+        };
         let s = format!("{c:?}");
         assert!(!s.contains("c2VjcmV0"));
         assert!(!s.contains("aaaa"));

@@ -13,8 +13,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -58,7 +58,9 @@ pub struct DevPki {
 
 impl std::fmt::Debug for DevPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevPki").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("DevPki")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -342,7 +344,10 @@ mod tests {
         let server_a = fs::read_to_string(a.server_cert_path()).expect("server");
         let b = DevPki::load_or_create(tmp.path()).expect("load");
         assert_eq!(a.ca_cert_pem(), b.ca_cert_pem());
-        assert_eq!(server_a, fs::read_to_string(b.server_cert_path()).expect("server"));
+        assert_eq!(
+            server_a,
+            fs::read_to_string(b.server_cert_path()).expect("server")
+        );
         assert!(a.ca_cert_path().ends_with("pki/ca.pem"));
     }
 
@@ -367,7 +372,11 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let pki = DevPki::load_or_create(tmp.path()).expect("create");
         let (_, client_key) = pki.client_cert("demo-client").expect("client");
-        for key in [pki.dir().join("ca-key.pem"), pki.server_key_path(), client_key] {
+        for key in [
+            pki.dir().join("ca-key.pem"),
+            pki.server_key_path(),
+            client_key,
+        ] {
             let mode = fs::metadata(&key).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", key.display());
         }
@@ -386,7 +395,10 @@ mod tests {
             .map(|d: rustls::pki_types::CertificateDer<'static>| d)
             .expect("der");
         let (_, x509) = x509_parser::parse_x509_certificate(&der).expect("parse");
-        assert_eq!(x509.subject().to_string(), "CN=demo-client, O=Strongroom Demo");
+        assert_eq!(
+            x509.subject().to_string(),
+            "CN=demo-client, O=Strongroom Demo"
+        );
         // Reused on the second call.
         let again = pki.client_cert("demo-client").expect("client");
         assert_eq!(pem, fs::read_to_string(again.0).expect("read"));

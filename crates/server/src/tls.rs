@@ -349,21 +349,21 @@ pub fn apply_proxy_rule(
 /// Returns `None` when the value is empty, malformed, or not an X.509 certificate.
 pub fn client_cert_from_proxy_header(value: &str) -> Option<CertificateDer<'static>> {
     let value = value.trim();
-    let der: Vec<u8> = if let Some(inner) = value
-        .strip_prefix(':')
-        .and_then(|v| v.strip_suffix(':'))
-    {
-        decode_base64(inner)?
-    } else if value.starts_with('%') || value.starts_with("-----") {
-        let pem = percent_encoding::percent_decode_str(value)
-            .decode_utf8()
-            .ok()?;
-        CertificateDer::from_pem_slice(pem.as_bytes()).ok()?.to_vec()
-    } else if value.is_empty() {
-        return None;
-    } else {
-        decode_base64(value)?
-    };
+    let der: Vec<u8> =
+        if let Some(inner) = value.strip_prefix(':').and_then(|v| v.strip_suffix(':')) {
+            decode_base64(inner)?
+        } else if value.starts_with('%') || value.starts_with("-----") {
+            let pem = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .ok()?;
+            CertificateDer::from_pem_slice(pem.as_bytes())
+                .ok()?
+                .to_vec()
+        } else if value.is_empty() {
+            return None;
+        } else {
+            decode_base64(value)?
+        };
     x509_parser::parse_x509_certificate(&der).ok()?;
     Some(CertificateDer::from(der))
 }
@@ -436,7 +436,9 @@ pub async fn serve(
                 .1
                 .peer_certificates()
                 .filter(|c| !c.is_empty())
-                .map(|c| ClientCertChain(Arc::new(c.iter().map(|c| c.clone().into_owned()).collect())));
+                .map(|c| {
+                    ClientCertChain(Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()))
+                });
 
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let info = apply_proxy_rule(req.headers_mut(), peer_addr, tls_cert.clone(), &rule);
@@ -471,12 +473,16 @@ mod tests {
 
     fn test_cert() -> CertificateDer<'static> {
         let key = rcgen::KeyPair::generate().expect("key");
-        let params = rcgen::CertificateParams::new(vec!["client.example".to_string()]).expect("params");
+        let params =
+            rcgen::CertificateParams::new(vec!["client.example".to_string()]).expect("params");
         params.self_signed(&key).expect("cert").der().clone()
     }
 
     fn sf_bytes(der: &[u8]) -> String {
-        format!(":{}:", base64::engine::general_purpose::STANDARD.encode(der))
+        format!(
+            ":{}:",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        )
     }
 
     fn nginx_escaped(der: &CertificateDer<'_>) -> String {
@@ -529,7 +535,14 @@ mod tests {
 
     #[test]
     fn garbage_header_values_give_none() {
-        for v in ["", "::", ":aGVsbG8=:", "%2D%2D%2D", "not base64!", "-----BEGIN CERTIFICATE-----"] {
+        for v in [
+            "",
+            "::",
+            ":aGVsbG8=:",
+            "%2D%2D%2D",
+            "not base64!",
+            "-----BEGIN CERTIFICATE-----",
+        ] {
             assert_eq!(client_cert_from_proxy_header(v), None, "{v:?}");
         }
     }
@@ -570,9 +583,20 @@ mod tests {
         let (leaf, inter) = (test_cert(), test_cert());
         let mut headers = HeaderMap::new();
         headers.insert("client-cert", sf_bytes(&leaf).parse().expect("value"));
-        headers.insert("client-cert-chain", sf_bytes(&inter).parse().expect("value"));
-        let info = apply_proxy_rule(&mut headers, peer("192.0.2.1"), None, &rule(&["192.0.2.0/24"], Some("client-cert")));
-        assert_eq!(info.client_cert.expect("chain").0.as_slice(), &[leaf, inter]);
+        headers.insert(
+            "client-cert-chain",
+            sf_bytes(&inter).parse().expect("value"),
+        );
+        let info = apply_proxy_rule(
+            &mut headers,
+            peer("192.0.2.1"),
+            None,
+            &rule(&["192.0.2.0/24"], Some("client-cert")),
+        );
+        assert_eq!(
+            info.client_cert.expect("chain").0.as_slice(),
+            &[leaf, inter]
+        );
     }
 
     #[test]
@@ -580,9 +604,15 @@ mod tests {
         let forwarded = test_cert();
         let tls = ClientCertChain(Arc::new(vec![test_cert()]));
         let mut headers = HeaderMap::new();
-        headers.insert("x-ssl-cert", nginx_escaped(&forwarded).parse().expect("value"));
+        headers.insert(
+            "x-ssl-cert",
+            nginx_escaped(&forwarded).parse().expect("value"),
+        );
         headers.insert("client-cert", sf_bytes(&forwarded).parse().expect("value"));
-        headers.insert("client-cert-chain", sf_bytes(&forwarded).parse().expect("value"));
+        headers.insert(
+            "client-cert-chain",
+            sf_bytes(&forwarded).parse().expect("value"),
+        );
         headers.insert("accept", "text/plain".parse().expect("value"));
         let info = apply_proxy_rule(
             &mut headers,
@@ -601,8 +631,16 @@ mod tests {
     #[test]
     fn without_proxy_config_client_cert_headers_are_stripped() {
         let mut headers = HeaderMap::new();
-        headers.insert("client-cert", sf_bytes(&test_cert()).parse().expect("value"));
-        let info = apply_proxy_rule(&mut headers, peer("127.0.0.1"), None, &rule(&["127.0.0.1"], None));
+        headers.insert(
+            "client-cert",
+            sf_bytes(&test_cert()).parse().expect("value"),
+        );
+        let info = apply_proxy_rule(
+            &mut headers,
+            peer("127.0.0.1"),
+            None,
+            &rule(&["127.0.0.1"], None),
+        );
         assert!(!info.via_proxy);
         assert!(info.client_cert.is_none());
         assert!(headers.is_empty());
@@ -634,7 +672,10 @@ mod tests {
             }
         }
         assert_eq!(
-            p.cipher_suites.iter().filter(|s| matches!(s, SupportedCipherSuite::Tls12(_))).count(),
+            p.cipher_suites
+                .iter()
+                .filter(|s| matches!(s, SupportedCipherSuite::Tls12(_)))
+                .count(),
             4
         );
     }
