@@ -271,3 +271,52 @@ fn all_problems_are_reported_at_once() {
         Ok(())
     });
 }
+
+fn configuration_doc() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    std::fs::read_to_string(&path).expect("docs/configuration.md")
+}
+
+/// Dotted keys of every configuration field, e.g. `tokens.code_ttl`.
+fn all_keys() -> Vec<String> {
+    let value = serde_json::to_value(Config::default()).expect("serialize");
+    let mut keys = Vec::new();
+    for (name, v) in value.as_object().expect("object") {
+        match v.as_object() {
+            Some(table) => keys.extend(table.keys().map(|k| format!("{name}.{k}"))),
+            None => keys.push(name.clone()),
+        }
+    }
+    keys
+}
+
+#[test]
+fn every_key_is_documented_with_its_env_var() {
+    let doc = configuration_doc();
+    let keys = all_keys();
+    assert!(keys.len() > 30, "{keys:?}");
+    for key in keys {
+        assert!(doc.contains(&format!("| `{key}` |")), "{key} missing in docs/configuration.md");
+        let env = format!("STRONGROOM_{}", key.replace('.', "__").to_uppercase());
+        assert!(doc.contains(&format!("`{env}`")), "{env} missing in docs/configuration.md");
+    }
+}
+
+#[test]
+fn documented_example_parses() {
+    let doc = configuration_doc();
+    let start = doc.find("```toml\n").expect("example") + "```toml\n".len();
+    let example = &doc[start..];
+    let example = &example[..example.find("```").expect("end of example")];
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file("example.toml", example)?;
+        let c: Config = config::figment(Some(Path::new("example.toml"))).extract()?;
+        assert_eq!(c.issuer, "https://as.example.com");
+        assert!(c.key_encryption_key_bytes().is_some());
+        let problems = c.validate().err().map(|e| e.problems().to_vec()).unwrap_or_default();
+        // Only the example's file paths do not exist here.
+        assert!(problems.iter().all(|p| p.key.starts_with("tls.")), "{problems:?}");
+        Ok(())
+    });
+}
