@@ -30,8 +30,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
-    CipherSuite, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
-    SupportedCipherSuite,
+    CipherSuite, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme, SupportedCipherSuite,
 };
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -95,11 +94,7 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self {
-            handshake_timeout: Duration::from_secs(10),
-            trusted_proxies: Vec::new(),
-            proxy_cert_header: None,
-        }
+        Self { handshake_timeout: Duration::from_secs(10), trusted_proxies: Vec::new(), proxy_cert_header: None }
     }
 }
 
@@ -117,10 +112,7 @@ impl ServeOptions {
 
 /// Parse a list of trusted proxy addresses, each an IP address or a CIDR network.
 pub fn parse_trusted_proxies(entries: &[String]) -> anyhow::Result<Vec<IpNet>> {
-    entries
-        .iter()
-        .map(|e| parse_ip_or_cidr(e).with_context(|| format!("invalid IP address or CIDR: {e:?}")))
-        .collect()
+    entries.iter().map(|e| parse_ip_or_cidr(e).with_context(|| format!("invalid IP address or CIDR: {e:?}"))).collect()
 }
 
 /// Parse an IP address (as a /32 or /128 network) or a CIDR network.
@@ -168,9 +160,7 @@ pub fn server_config(
     } else {
         builder.with_no_client_auth()
     };
-    let mut config = builder
-        .with_single_cert(cert_chain, key)
-        .context("server certificate and key")?;
+    let mut config = builder.with_single_cert(cert_chain, key).context("server certificate and key")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().context("TLS session ticketer")?;
@@ -208,9 +198,7 @@ impl ClientCertVerifier for OptionalClientCert {
         // an X.509 certificate at all.
         match x509_parser::parse_x509_certificate(end_entity.as_ref()) {
             Ok(_) => Ok(ClientCertVerified::assertion()),
-            Err(_) => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::BadEncoding,
-            )),
+            Err(_) => Err(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)),
         }
     }
 
@@ -251,8 +239,7 @@ pub fn load_cert_chain(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static
 
 /// Load a PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn load_private_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path)
-        .with_context(|| format!("reading private key from {}", path.display()))
+    PrivateKeyDer::from_pem_file(path).with_context(|| format!("reading private key from {}", path.display()))
 }
 
 /// The trusted-proxy rule, prepared once per listener.
@@ -271,14 +258,10 @@ impl ProxyRule {
             .proxy_cert_header
             .as_deref()
             .map(|h| {
-                HeaderName::from_str(h.trim())
-                    .with_context(|| format!("invalid proxy certificate header name {h:?}"))
+                HeaderName::from_str(h.trim()).with_context(|| format!("invalid proxy certificate header name {h:?}"))
             })
             .transpose()?;
-        Ok(Self {
-            trusted: opts.trusted_proxies.clone(),
-            header,
-        })
+        Ok(Self { trusted: opts.trusted_proxies.clone(), header })
     }
 
     /// Whether `ip` is a trusted proxy (IPv4-mapped IPv6 addresses count as IPv4).
@@ -305,10 +288,7 @@ pub fn apply_proxy_rule(
 ) -> ConnectionInfo {
     if let Some(header) = &rule.header {
         if rule.is_trusted(peer_addr.ip()) {
-            let leaf = headers
-                .get(header)
-                .and_then(|v| v.to_str().ok())
-                .and_then(client_cert_from_proxy_header);
+            let leaf = headers.get(header).and_then(|v| v.to_str().ok()).and_then(client_cert_from_proxy_header);
             let client_cert = leaf.map(|leaf| {
                 let mut chain = vec![leaf];
                 if *header == CLIENT_CERT {
@@ -323,21 +303,13 @@ pub fn apply_proxy_rule(
                 }
                 ClientCertChain(Arc::new(chain))
             });
-            return ConnectionInfo {
-                peer_addr,
-                client_cert,
-                via_proxy: true,
-            };
+            return ConnectionInfo { peer_addr, client_cert, via_proxy: true };
         }
         headers.remove(header);
     }
     headers.remove(CLIENT_CERT);
     headers.remove(CLIENT_CERT_CHAIN);
-    ConnectionInfo {
-        peer_addr,
-        client_cert: tls_cert,
-        via_proxy: false,
-    }
+    ConnectionInfo { peer_addr, client_cert: tls_cert, via_proxy: false }
 }
 
 /// Decode a client certificate forwarded by a proxy. The format is detected from the value:
@@ -349,21 +321,16 @@ pub fn apply_proxy_rule(
 /// Returns `None` when the value is empty, malformed, or not an X.509 certificate.
 pub fn client_cert_from_proxy_header(value: &str) -> Option<CertificateDer<'static>> {
     let value = value.trim();
-    let der: Vec<u8> =
-        if let Some(inner) = value.strip_prefix(':').and_then(|v| v.strip_suffix(':')) {
-            decode_base64(inner)?
-        } else if value.starts_with('%') || value.starts_with("-----") {
-            let pem = percent_encoding::percent_decode_str(value)
-                .decode_utf8()
-                .ok()?;
-            CertificateDer::from_pem_slice(pem.as_bytes())
-                .ok()?
-                .to_vec()
-        } else if value.is_empty() {
-            return None;
-        } else {
-            decode_base64(value)?
-        };
+    let der: Vec<u8> = if let Some(inner) = value.strip_prefix(':').and_then(|v| v.strip_suffix(':')) {
+        decode_base64(inner)?
+    } else if value.starts_with('%') || value.starts_with("-----") {
+        let pem = percent_encoding::percent_decode_str(value).decode_utf8().ok()?;
+        CertificateDer::from_pem_slice(pem.as_bytes()).ok()?.to_vec()
+    } else if value.is_empty() {
+        return None;
+    } else {
+        decode_base64(value)?
+    };
     x509_parser::parse_x509_certificate(&der).ok()?;
     Some(CertificateDer::from(der))
 }
@@ -371,11 +338,7 @@ pub fn client_cert_from_proxy_header(value: &str) -> Option<CertificateDer<'stat
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
     let s = s.trim();
-    STANDARD
-        .decode(s)
-        .or_else(|_| STANDARD_NO_PAD.decode(s))
-        .ok()
-        .filter(|d| !d.is_empty())
+    STANDARD.decode(s).or_else(|_| STANDARD_NO_PAD.decode(s)).ok().filter(|d| !d.is_empty())
 }
 
 /// Serve `app` over TLS on `listener` until `shutdown` completes.
@@ -395,6 +358,8 @@ pub async fn serve(
     let rule = Arc::new(ProxyRule::from_options(&opts)?);
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
+    // Handshakes still in progress at shutdown are abandoned (they are not requests yet).
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let handshake_timeout = opts.handshake_timeout;
     let local = listener.local_addr().ok();
     tokio::pin!(shutdown);
@@ -418,9 +383,11 @@ pub async fn serve(
         let app = app.clone();
         let rule = rule.clone();
         let watcher = graceful.watcher();
+        let mut stopping = stopping_rx.clone();
         tokio::spawn(async move {
-            let tls_stream =
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+            let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp));
+            let tls_stream = tokio::select! {
+                result = handshake => match result {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %peer_addr, error = %e, "TLS handshake failed");
@@ -430,15 +397,15 @@ pub async fn serve(
                         tracing::debug!(peer = %peer_addr, "TLS handshake timed out");
                         return;
                     }
-                };
+                },
+                _ = stopping.wait_for(|stop| *stop) => return,
+            };
             let tls_cert = tls_stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .filter(|c| !c.is_empty())
-                .map(|c| {
-                    ClientCertChain(Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()))
-                });
+                .map(|c| ClientCertChain(Arc::new(c.iter().map(|c| c.clone().into_owned()).collect())));
 
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let info = apply_proxy_rule(req.headers_mut(), peer_addr, tls_cert.clone(), &rule);
@@ -457,11 +424,9 @@ pub async fn serve(
     }
 
     drop(listener);
+    let _ = stopping_tx.send(true);
     tracing::info!(listener = ?local, "shutting down: waiting for in-flight connections");
-    if tokio::time::timeout(GRACEFUL_SHUTDOWN_CAP, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(GRACEFUL_SHUTDOWN_CAP, graceful.shutdown()).await.is_err() {
         tracing::warn!(listener = ?local, "graceful shutdown timed out; closing remaining connections");
     }
     Ok(())
@@ -473,16 +438,12 @@ mod tests {
 
     fn test_cert() -> CertificateDer<'static> {
         let key = rcgen::KeyPair::generate().expect("key");
-        let params =
-            rcgen::CertificateParams::new(vec!["client.example".to_string()]).expect("params");
+        let params = rcgen::CertificateParams::new(vec!["client.example".to_string()]).expect("params");
         params.self_signed(&key).expect("cert").der().clone()
     }
 
     fn sf_bytes(der: &[u8]) -> String {
-        format!(
-            ":{}:",
-            base64::engine::general_purpose::STANDARD.encode(der)
-        )
+        format!(":{}:", base64::engine::general_purpose::STANDARD.encode(der))
     }
 
     fn nginx_escaped(der: &CertificateDer<'_>) -> String {
@@ -502,10 +463,8 @@ mod tests {
 
     fn rule(trusted: &[&str], header: Option<&str>) -> ProxyRule {
         ProxyRule::from_options(&ServeOptions {
-            trusted_proxies: parse_trusted_proxies(
-                &trusted.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            )
-            .expect("cidr"),
+            trusted_proxies: parse_trusted_proxies(&trusted.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("cidr"),
             proxy_cert_header: header.map(str::to_string),
             ..ServeOptions::default()
         })
@@ -535,14 +494,7 @@ mod tests {
 
     #[test]
     fn garbage_header_values_give_none() {
-        for v in [
-            "",
-            "::",
-            ":aGVsbG8=:",
-            "%2D%2D%2D",
-            "not base64!",
-            "-----BEGIN CERTIFICATE-----",
-        ] {
+        for v in ["", "::", ":aGVsbG8=:", "%2D%2D%2D", "not base64!", "-----BEGIN CERTIFICATE-----"] {
             assert_eq!(client_cert_from_proxy_header(v), None, "{v:?}");
         }
     }
@@ -583,20 +535,10 @@ mod tests {
         let (leaf, inter) = (test_cert(), test_cert());
         let mut headers = HeaderMap::new();
         headers.insert("client-cert", sf_bytes(&leaf).parse().expect("value"));
-        headers.insert(
-            "client-cert-chain",
-            sf_bytes(&inter).parse().expect("value"),
-        );
-        let info = apply_proxy_rule(
-            &mut headers,
-            peer("192.0.2.1"),
-            None,
-            &rule(&["192.0.2.0/24"], Some("client-cert")),
-        );
-        assert_eq!(
-            info.client_cert.expect("chain").0.as_slice(),
-            &[leaf, inter]
-        );
+        headers.insert("client-cert-chain", sf_bytes(&inter).parse().expect("value"));
+        let info =
+            apply_proxy_rule(&mut headers, peer("192.0.2.1"), None, &rule(&["192.0.2.0/24"], Some("client-cert")));
+        assert_eq!(info.client_cert.expect("chain").0.as_slice(), &[leaf, inter]);
     }
 
     #[test]
@@ -604,15 +546,9 @@ mod tests {
         let forwarded = test_cert();
         let tls = ClientCertChain(Arc::new(vec![test_cert()]));
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-ssl-cert",
-            nginx_escaped(&forwarded).parse().expect("value"),
-        );
+        headers.insert("x-ssl-cert", nginx_escaped(&forwarded).parse().expect("value"));
         headers.insert("client-cert", sf_bytes(&forwarded).parse().expect("value"));
-        headers.insert(
-            "client-cert-chain",
-            sf_bytes(&forwarded).parse().expect("value"),
-        );
+        headers.insert("client-cert-chain", sf_bytes(&forwarded).parse().expect("value"));
         headers.insert("accept", "text/plain".parse().expect("value"));
         let info = apply_proxy_rule(
             &mut headers,
@@ -631,16 +567,8 @@ mod tests {
     #[test]
     fn without_proxy_config_client_cert_headers_are_stripped() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "client-cert",
-            sf_bytes(&test_cert()).parse().expect("value"),
-        );
-        let info = apply_proxy_rule(
-            &mut headers,
-            peer("127.0.0.1"),
-            None,
-            &rule(&["127.0.0.1"], None),
-        );
+        headers.insert("client-cert", sf_bytes(&test_cert()).parse().expect("value"));
+        let info = apply_proxy_rule(&mut headers, peer("127.0.0.1"), None, &rule(&["127.0.0.1"], None));
         assert!(!info.via_proxy);
         assert!(info.client_cert.is_none());
         assert!(headers.is_empty());
@@ -671,12 +599,6 @@ mod tests {
                 assert!(TLS12_SUITES.contains(&s.suite()), "{:?}", s.suite());
             }
         }
-        assert_eq!(
-            p.cipher_suites
-                .iter()
-                .filter(|s| matches!(s, SupportedCipherSuite::Tls12(_)))
-                .count(),
-            4
-        );
+        assert_eq!(p.cipher_suites.iter().filter(|s| matches!(s, SupportedCipherSuite::Tls12(_))).count(), 4);
     }
 }

@@ -451,3 +451,14 @@ async fn resumed_session_keeps_client_cert() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_completes_with_a_handshake_pending() {
+    let server =
+        Server::start(ServeOptions { handshake_timeout: Duration::from_secs(600), ..ServeOptions::default() }).await;
+    let _silent = TcpStream::connect(server.addr).await.expect("connect");
+    // Let the server accept it, then shut down while its handshake is still pending.
+    let body = echo_default(&server, None).await;
+    assert_eq!(body, "cert=none via_proxy=false header=absent");
+    server.shutdown().await;
+}
