@@ -13,8 +13,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -58,9 +58,7 @@ pub struct DevPki {
 
 impl std::fmt::Debug for DevPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevPki")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("DevPki").field("dir", &self.dir).finish_non_exhaustive()
     }
 }
 
@@ -84,11 +82,8 @@ impl DevPki {
             let mut params = CertificateParams::default();
             params.distinguished_name = dn(CA_COMMON_NAME, Some("Strongroom"));
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
+            params.key_usages =
+                vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
             set_validity(&mut params, CA_VALIDITY_DAYS)?;
             let cert = params.self_signed(&key)?;
             write_key(&ca_key_path, &key.serialize_pem())?;
@@ -96,11 +91,7 @@ impl DevPki {
             (cert.pem(), Issuer::new(params, key), true)
         };
 
-        let pki = DevPki {
-            dir,
-            ca_cert_pem,
-            issuer,
-        };
+        let pki = DevPki { dir, ca_cert_pem, issuer };
 
         let server_ok = !ca_is_new
             && pki.server_key_path().is_file()
@@ -109,11 +100,8 @@ impl DevPki {
                 .is_some_and(|pem| cert_is_current(&pem, &pki.ca_cert_pem));
         if !server_ok {
             let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            let mut params = CertificateParams::new(vec![
-                "localhost".to_string(),
-                "127.0.0.1".to_string(),
-                "::1".to_string(),
-            ])?;
+            let mut params =
+                CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])?;
             params.distinguished_name = dn("localhost", Some("Strongroom"));
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -246,21 +234,18 @@ fn set_validity(params: &mut CertificateParams, days: i64) -> Result<(), PkiErro
 fn cert_is_current(cert_pem: &str, ca_pem: &str) -> bool {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
-    let (Ok(cert), Ok(ca)) = (
-        CertificateDer::from_pem_slice(cert_pem.as_bytes()),
-        CertificateDer::from_pem_slice(ca_pem.as_bytes()),
-    ) else {
+    let (Ok(cert), Ok(ca)) =
+        (CertificateDer::from_pem_slice(cert_pem.as_bytes()), CertificateDer::from_pem_slice(ca_pem.as_bytes()))
+    else {
         return false;
     };
-    let (Ok((_, cert)), Ok((_, ca))) = (
-        x509_parser::parse_x509_certificate(&cert),
-        x509_parser::parse_x509_certificate(&ca),
-    ) else {
+    let (Ok((_, cert)), Ok((_, ca))) =
+        (x509_parser::parse_x509_certificate(&cert), x509_parser::parse_x509_certificate(&ca))
+    else {
         return false;
     };
-    let margin = x509_parser::time::ASN1Time::from_timestamp(
-        (OffsetDateTime::now_utc() + Duration::days(1)).unix_timestamp(),
-    );
+    let margin =
+        x509_parser::time::ASN1Time::from_timestamp((OffsetDateTime::now_utc() + Duration::days(1)).unix_timestamp());
     cert.issuer() == ca.subject()
         && cert.validity().is_valid()
         && margin.is_ok_and(|m| cert.validity().not_after > m)
@@ -270,21 +255,12 @@ fn cert_is_current(cert_pem: &str, ca_pem: &str) -> bool {
 fn check_file_stem(name: &str) -> Result<(), PkiError> {
     let ok = !name.is_empty()
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(PkiError::InvalidName(name.to_string()))
-    }
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err(PkiError::InvalidName(name.to_string())) }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
-    move |source| PkiError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| PkiError::Io { path: path.to_path_buf(), source }
 }
 
 fn create_dir(dir: &Path) -> Result<(), PkiError> {
@@ -306,9 +282,7 @@ fn write_key(path: &Path, contents: &str) -> Result<(), PkiError> {
 /// Write via a temporary file and rename, so a reader never sees a half-written file;
 /// the temporary file is created with `mode` (unix), so keys are never world-readable.
 fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| PkiError::Invalid(path.to_path_buf()))?;
+    let file_name = path.file_name().ok_or_else(|| PkiError::Invalid(path.to_path_buf()))?;
     let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -324,8 +298,7 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
     {
         // The file may have existed with a wider mode.
         use std::os::unix::fs::PermissionsExt as _;
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_err(&tmp))?;
+        f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err(&tmp))?;
     }
     f.write_all(contents.as_bytes()).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
@@ -344,10 +317,7 @@ mod tests {
         let server_a = fs::read_to_string(a.server_cert_path()).expect("server");
         let b = DevPki::load_or_create(tmp.path()).expect("load");
         assert_eq!(a.ca_cert_pem(), b.ca_cert_pem());
-        assert_eq!(
-            server_a,
-            fs::read_to_string(b.server_cert_path()).expect("server")
-        );
+        assert_eq!(server_a, fs::read_to_string(b.server_cert_path()).expect("server"));
         assert!(a.ca_cert_path().ends_with("pki/ca.pem"));
     }
 
@@ -372,11 +342,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let pki = DevPki::load_or_create(tmp.path()).expect("create");
         let (_, client_key) = pki.client_cert("demo-client").expect("client");
-        for key in [
-            pki.dir().join("ca-key.pem"),
-            pki.server_key_path(),
-            client_key,
-        ] {
+        for key in [pki.dir().join("ca-key.pem"), pki.server_key_path(), client_key] {
             let mode = fs::metadata(&key).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", key.display());
         }
@@ -395,10 +361,7 @@ mod tests {
             .map(|d: rustls::pki_types::CertificateDer<'static>| d)
             .expect("der");
         let (_, x509) = x509_parser::parse_x509_certificate(&der).expect("parse");
-        assert_eq!(
-            x509.subject().to_string(),
-            "CN=demo-client, O=Strongroom Demo"
-        );
+        assert_eq!(x509.subject().to_string(), "CN=demo-client, O=Strongroom Demo");
         // Reused on the second call.
         let again = pki.client_cert("demo-client").expect("client");
         assert_eq!(pem, fs::read_to_string(again.0).expect("read"));
