@@ -1,1 +1,224 @@
-fn main() {}
+//! The `strongroom` binary: `serve`, and the admin commands `clients`, `users`, `keys`,
+//! working on the same database as the server.
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use strongroom_server::{dev, load_config, open_keys, open_store, service, start, state::now};
+
+#[derive(Parser)]
+#[command(name = "strongroom", version, about = "A financial-grade OAuth 2.0 / OpenID Connect authorization server")]
+struct Cli {
+    /// Configuration file (TOML); `STRONGROOM_*` environment variables override it.
+    #[arg(long, global = true, env = "STRONGROOM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Manage clients.
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Register a client from RFC 7591 metadata JSON (plus `profile`).
+    Add {
+        /// Metadata file (`-` for standard input).
+        #[arg(long)]
+        metadata: PathBuf,
+    },
+    /// List clients.
+    List,
+    /// Show one client's metadata.
+    Show { client_id: String },
+    /// Remove a client and revoke its tokens.
+    Remove { client_id: String },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        username: String,
+        /// Profile claims as a JSON object, e.g. '{"name":"Alice","email":"a@example.com"}'.
+        #[arg(long, default_value = "{}")]
+        claims: String,
+    },
+    /// Change a user's password (read from standard input).
+    Passwd { username: String },
+    /// Remove a user and revoke their tokens.
+    Remove { username: String },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List signing keys with their state.
+    List,
+    /// Activate the staged keys, retire the active ones and stage new ones.
+    Rotate,
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s)?;
+    let p = s.trim_end_matches(['\n', '\r']).to_string();
+    if p.is_empty() {
+        return Err(anyhow!("password: give it on standard input"));
+    }
+    Ok(p)
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Clients { command } => {
+            let store = open_store(&config).await?;
+            match command {
+                ClientsCommand::Add { metadata } => {
+                    let raw = if metadata.as_os_str() == "-" {
+                        let mut s = String::new();
+                        std::io::stdin().read_to_string(&mut s)?;
+                        s
+                    } else {
+                        std::fs::read_to_string(&metadata)
+                            .with_context(|| format!("cannot read {}", metadata.display()))?
+                    };
+                    let value: serde_json::Value = serde_json::from_str(&raw).context("metadata: not JSON")?;
+                    let created = service::add_client(&store, value, now()).await?;
+                    let mut out = serde_json::json!({"client_id": created.client_id, "metadata": created.metadata});
+                    if let Some(s) = created.client_secret {
+                        out["client_secret"] = s.into();
+                    }
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                }
+                ClientsCommand::List => {
+                    for c in store.list_clients().await? {
+                        let profile = c.metadata.get("profile").and_then(|p| p.as_str()).unwrap_or("?");
+                        let method =
+                            c.metadata.get("token_endpoint_auth_method").and_then(|p| p.as_str()).unwrap_or("?");
+                        println!("{}\t{}\t{}", c.client_id, profile, method);
+                    }
+                }
+                ClientsCommand::Show { client_id } => {
+                    let c =
+                        store.get_client(&client_id).await?.ok_or_else(|| anyhow!("client {client_id} not found"))?;
+                    println!("{}", serde_json::to_string_pretty(&c.metadata)?);
+                }
+                ClientsCommand::Remove { client_id } => {
+                    service::remove_client(&store, &client_id).await?;
+                    println!("removed {client_id}");
+                }
+            }
+            Ok(())
+        }
+        Command::Users { command } => {
+            let store = open_store(&config).await?;
+            match command {
+                UsersCommand::Add { username, claims } => {
+                    let claims: serde_json::Value = serde_json::from_str(&claims).context("claims: not JSON")?;
+                    let user = service::add_user(&store, &username, &read_password()?, claims, now()).await?;
+                    println!("{}", serde_json::to_string_pretty(&service::user_view(&user))?);
+                }
+                UsersCommand::Passwd { username } => {
+                    service::set_password(&store, &username, &read_password()?).await?;
+                    println!("password changed for {username}");
+                }
+                UsersCommand::Remove { username } => {
+                    service::remove_user(&store, &username).await?;
+                    println!("removed {username}");
+                }
+                UsersCommand::List => {
+                    for u in store.list_users().await? {
+                        println!("{}\t{}", u.username, u.subject);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let store = open_store(&config).await?;
+            let ring = open_keys(&config, store).await?;
+            match command {
+                KeysCommand::List => {
+                    for k in ring.list().await? {
+                        println!("{}\t{}\t{}\tchanged {}", k.kid, k.alg, k.state.as_str(), k.state_changed_at);
+                    }
+                }
+                KeysCommand::Rotate => {
+                    let active = ring.rotate(now()).await?;
+                    println!("now active: {}", active.join(", "));
+                    println!("running servers pick the change up within 30 seconds");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(config: &strongroom_server::config::Config) {
+    let filter = tracing_subscriber_filter(&config.log.level);
+    if config.log.format == "json" {
+        let _ = tracing_subscriber::fmt().json().with_env_filter(filter).try_init();
+    } else {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    }
+}
+
+fn tracing_subscriber_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+async fn serve(config: strongroom_server::config::Config) -> anyhow::Result<()> {
+    init_logging(&config);
+    let server = start(config.clone()).await?;
+    if config.development {
+        let summary = dev::seed(&config, &server.state.store, now()).await?;
+        println!("{summary}");
+    }
+    println!("public listener on https://{} , mTLS listener on https://{}", server.public_addr, server.mtls_addr);
+    let stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop.send(true);
+    });
+    server.wait().await
+}

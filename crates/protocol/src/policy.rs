@@ -362,7 +362,7 @@ pub static OAUTH2: Policy = Policy {
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
     ],
-    signing_algs: &[JwsAlg::PS256, JwsAlg::ES256, JwsAlg::EdDSA, JwsAlg::RS256],
+    signing_algs: FAPI2_ALGS,
     sender_constraints: &[SenderConstraint::Mtls, SenderConstraint::Dpop],
     sender_constraint_required: false,
     max_code_ttl: 600,

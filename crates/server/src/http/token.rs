@@ -1,0 +1,246 @@
+//! The token endpoint (RFC 6749 §3.2): `authorization_code`, `refresh_token` and
+//! `client_credentials`, every token sender-constrained as the client's profile demands.
+
+use super::client_auth::{AuthenticatedClient, authenticate};
+use super::dpop::{fresh_nonce, proof_of};
+use super::{AppRef, ErrorResponse, HttpResult, Params, no_store_json, parse_form};
+use crate::issue::{self, Grant};
+use crate::state::{Listener, now};
+use crate::tls::ConnectionInfo;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::{Map, Value};
+use strongroom_protocol::authz::AuthorizationRequest;
+use strongroom_protocol::client::GrantType;
+use strongroom_protocol::discovery::paths;
+use strongroom_protocol::jose::sha256_b64url;
+use strongroom_protocol::random::random_token;
+use strongroom_protocol::tokens::{
+    Binding, IdTokenInput, check_refresh_binding, choose_binding, claims_for_scope, narrow_scope,
+};
+use strongroom_protocol::{ErrorCode, OAuthError, pkce};
+use strongroom_store::{Consumed, TokenKind};
+
+/// What a code stands for, stored with it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CodeData {
+    /// The authorization request it answers.
+    pub request: AuthorizationRequest,
+    /// The user.
+    pub subject: String,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// Authentication context.
+    pub acr: Option<String>,
+    /// Session id.
+    pub sid: Option<String>,
+    /// Scope the user approved.
+    pub scope: String,
+}
+
+/// `POST /token`.
+pub async fn token(
+    State(state): State<AppRef>,
+    Extension(conn): Extension<ConnectionInfo>,
+    Extension(listener): Extension<Listener>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ErrorResponse> {
+    let form = parse_form(&headers, &body)?;
+    let auth = authenticate(&state, &form, &headers, &conn, listener, paths::TOKEN).await?;
+    let proof = proof_of(&state, &headers, listener, paths::TOKEN, "POST").await?;
+    let dpop_jkt = proof.as_ref().map(|p| p.jkt.clone());
+    let grant_type = form.get("grant_type").map(String::as_str).unwrap_or("");
+    let grant = GrantType::parse(grant_type)
+        .ok_or_else(|| OAuthError::new(ErrorCode::UnsupportedGrantType, "grant_type is not supported"))?;
+    if !auth.client.allows_grant(grant) {
+        return Err(OAuthError::unauthorized_client("the client may not use this grant type").into());
+    }
+    let body = match grant {
+        GrantType::ClientCredentials => client_credentials(&state, &auth, &form, dpop_jkt.as_deref()).await?,
+        GrantType::AuthorizationCode => authorization_code(&state, &auth, &form, dpop_jkt.as_deref()).await?,
+        GrantType::RefreshToken => refresh(&state, &auth, &form, dpop_jkt.as_deref()).await?,
+    };
+    let mut resp = no_store_json(StatusCode::OK, body);
+    if let Some(n) = fresh_nonce(&state).and_then(|n| HeaderValue::from_str(&n).ok()) {
+        resp.headers_mut().insert(HeaderName::from_static("dpop-nonce"), n);
+    }
+    Ok(resp)
+}
+
+fn token_response(access: &str, binding: &Binding, ttl: i64, scope: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("access_token".into(), access.into());
+    m.insert("token_type".into(), binding.token_type().into());
+    m.insert("expires_in".into(), ttl.into());
+    m.insert("scope".into(), scope.into());
+    m
+}
+
+/// Scopes a client may get without a user.
+fn client_credentials_scope(auth: &AuthenticatedClient, requested: Option<&str>) -> HttpResult<String> {
+    let allowed: Vec<&str> = auth
+        .client
+        .scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !matches!(*s, "openid" | "offline_access" | "profile" | "email"))
+        .collect();
+    match requested {
+        None => Ok(allowed.join(" ")),
+        Some(r) => {
+            let mut out = Vec::new();
+            for s in r.split(' ').filter(|s| !s.is_empty()) {
+                if !allowed.contains(&s) {
+                    return Err(OAuthError::invalid_scope("a requested scope is not allowed for this client").into());
+                }
+                out.push(s);
+            }
+            Ok(out.join(" "))
+        }
+    }
+}
+
+async fn client_credentials(
+    state: &AppRef,
+    auth: &AuthenticatedClient,
+    form: &Params,
+    dpop_jkt: Option<&str>,
+) -> HttpResult<Value> {
+    let scope = client_credentials_scope(auth, form.get("scope").map(String::as_str))?;
+    let binding = choose_binding(&auth.client, dpop_jkt, auth.cert_thumbprint.as_deref())?;
+    let now = now();
+    let grant_id = random_token();
+    let g = Grant {
+        grant_id: &grant_id,
+        client_id: &auth.client.client_id,
+        subject: &auth.client.client_id,
+        scope: &scope,
+        auth_time: None,
+        acr: None,
+    };
+    let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
+    Ok(Value::Object(token_response(&at, &binding, ttl, &scope)))
+}
+
+async fn authorization_code(
+    state: &AppRef,
+    auth: &AuthenticatedClient,
+    form: &Params,
+    dpop_jkt: Option<&str>,
+) -> HttpResult<Value> {
+    let code = form.get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let now = now();
+    let record = match state.store.consume_code(&sha256_b64url(code.as_bytes()), now).await? {
+        Consumed::Fresh(r) => r,
+        Consumed::AlreadyUsed(r) => {
+            // R6749-4.1.2-revoke: a code used twice ends everything issued from it.
+            let n = state.store.revoke_grant(&r.grant_id).await?;
+            tracing::warn!(client_id = %r.client_id, revoked = n, "authorization code reused; grant revoked");
+            return Err(OAuthError::invalid_grant("the code was already used").into());
+        }
+        Consumed::Expired => return Err(OAuthError::invalid_grant("the code has expired").into()),
+        Consumed::Unknown => return Err(OAuthError::invalid_grant("the code is not valid").into()),
+    };
+    // R6749-4.1.3: the code belongs to this client and this redirect URI.
+    if record.client_id != auth.client.client_id {
+        return Err(OAuthError::invalid_grant("the code was issued to another client").into());
+    }
+    let data: CodeData = serde_json::from_value(record.data.clone()).map_err(|e| {
+        tracing::error!(error = %e, "corrupt code record");
+        ErrorResponse::from(OAuthError::server_error())
+    })?;
+    if form.get("redirect_uri") != Some(&data.request.redirect_uri) {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
+    }
+    pkce::verify(form.get("code_verifier").map(String::as_str), data.request.code_challenge.as_deref())?;
+    // F2SP-5.3.2.1-12 / R9449-10: a code bound to a DPoP key needs a proof by that key.
+    if let Some(bound) = &data.request.dpop_jkt
+        && dpop_jkt != Some(bound.as_str())
+    {
+        return Err(OAuthError::invalid_dpop_proof("the DPoP key does not match the one the code is bound to").into());
+    }
+    let binding = choose_binding(&auth.client, dpop_jkt, auth.cert_thumbprint.as_deref())?;
+    let g = Grant {
+        grant_id: &record.grant_id,
+        client_id: &auth.client.client_id,
+        subject: &data.subject,
+        scope: &data.scope,
+        auth_time: Some(data.auth_time),
+        acr: data.acr.as_deref(),
+    };
+    let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
+    let mut resp = token_response(&at, &binding, ttl, &data.scope);
+    if auth.client.allows_grant(GrantType::RefreshToken) {
+        let rt = issue::refresh_token(state, &g, &binding, now).await?;
+        resp.insert("refresh_token".into(), rt.into());
+    }
+    if data.scope.split(' ').any(|s| s == "openid") {
+        let user = state.store.get_user_by_subject(&data.subject).await?;
+        let user_claims = user.and_then(|u| u.claims.as_object().cloned()).unwrap_or_default();
+        let released = claims_for_scope(&data.scope, &user_claims);
+        let id = issue::id_token(
+            state,
+            &IdTokenInput {
+                issuer: &state.endpoints.issuer,
+                subject: &data.subject,
+                client_id: &auth.client.client_id,
+                iat: now,
+                ttl: i64::try_from(state.config.tokens.id_token_ttl).unwrap_or(300),
+                auth_time: data.auth_time,
+                nonce: data.request.nonce.as_deref(),
+                acr: data.acr.as_deref(),
+                sid: data.sid.as_deref(),
+                access_token: Some(&at),
+                user_claims: Some(&released),
+                ..Default::default()
+            },
+            auth.client.id_token_alg,
+        )?;
+        resp.insert("id_token".into(), id.into());
+    }
+    Ok(Value::Object(resp))
+}
+
+async fn refresh(
+    state: &AppRef,
+    auth: &AuthenticatedClient,
+    form: &Params,
+    dpop_jkt: Option<&str>,
+) -> HttpResult<Value> {
+    let value = form.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let now = now();
+    let id = sha256_b64url(value.as_bytes());
+    let record = state.store.get_token(&id).await?.filter(|t| t.kind == TokenKind::Refresh);
+    let Some(record) = record else { return Err(OAuthError::invalid_grant("the refresh token is not valid").into()) };
+    if record.revoked || record.expires_at <= now || record.client_id != auth.client.client_id {
+        return Err(OAuthError::invalid_grant("the refresh token is not valid").into());
+    }
+    let original = Binding::from_cnf(record.data.get("cnf"));
+    let binding = choose_binding(&auth.client, dpop_jkt, auth.cert_thumbprint.as_deref())?;
+    check_refresh_binding(&original, &binding)?;
+    let granted = record.data.get("scope").and_then(Value::as_str).unwrap_or("");
+    let scope = narrow_scope(granted, form.get("scope").map(String::as_str))?;
+    let acr = record.data.get("acr").and_then(Value::as_str).map(str::to_string);
+    let g = Grant {
+        grant_id: &record.grant_id,
+        client_id: &auth.client.client_id,
+        subject: &record.subject,
+        scope: &scope,
+        auth_time: record.data.get("auth_time").and_then(Value::as_i64),
+        acr: acr.as_deref(),
+    };
+    let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
+    let mut resp = token_response(&at, &binding, ttl, &scope);
+    // F2SP-5.3.2.1-9: FAPI clients keep their refresh token; plain OAuth rotates it.
+    if auth.client.policy().rotate_refresh_tokens {
+        state.store.revoke_token(&id).await?;
+        let g_full = Grant { scope: granted, ..g };
+        let rt = issue::refresh_token(state, &g_full, &original, now).await?;
+        resp.insert("refresh_token".into(), rt.into());
+    }
+    Ok(Value::Object(resp))
+}

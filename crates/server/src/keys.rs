@@ -1,0 +1,227 @@
+//! The server's signing keys: generated here, stored encrypted with the key-encryption
+//! key, rotated in three states (next → active → retired) so a key is published before it
+//! signs and stays published for an overlap after it stops.
+
+use anyhow::{Context, anyhow};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use jsonwebtoken::jwk::JwkSet;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use strongroom_protocol::jose::{JwsAlg, LocalSigningKey};
+use strongroom_protocol::random::random_token;
+use strongroom_store::{KeyRecord, KeyState, SharedStore};
+
+/// Encrypts and decrypts private key material at rest (AES-256-GCM, random nonce).
+pub struct KeyEncryptionKey {
+    key: LessSafeKey,
+}
+
+impl KeyEncryptionKey {
+    /// From 32 raw bytes.
+    pub fn new(bytes: &[u8; 32]) -> anyhow::Result<Self> {
+        let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| anyhow!("bad key-encryption key"))?;
+        Ok(KeyEncryptionKey { key: LessSafeKey::new(unbound) })
+    }
+    /// `nonce || ciphertext || tag`.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new().fill(&mut nonce).map_err(|_| anyhow!("random failed"))?;
+        let mut buf = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+            .map_err(|_| anyhow!("encryption failed"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(out)
+    }
+    /// Reverses [`seal`](Self::seal); fails when the key or the associated data differ.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
+        if sealed.len() < NONCE_LEN {
+            return Err(anyhow!("sealed data too short"));
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow!("bad nonce"))?;
+        let mut buf = ct.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .map_err(|_| anyhow!("cannot decrypt a signing key: wrong key-encryption key?"))?;
+        Ok(plain.to_vec())
+    }
+}
+
+struct Loaded {
+    active: HashMap<JwsAlg, Arc<LocalSigningKey>>,
+    published: Vec<Value>,
+}
+
+/// The signing keys in use, loaded from the store.
+pub struct KeyRing {
+    store: SharedStore,
+    kek: KeyEncryptionKey,
+    algs: Vec<JwsAlg>,
+    overlap_secs: i64,
+    loaded: RwLock<Loaded>,
+}
+
+fn parse_alg(s: &str) -> anyhow::Result<JwsAlg> {
+    match JwsAlg::parse(s) {
+        Some(a @ (JwsAlg::ES256 | JwsAlg::PS256 | JwsAlg::EdDSA)) => Ok(a),
+        _ => Err(anyhow!("signing algorithm {s} is not supported")),
+    }
+}
+
+impl KeyRing {
+    /// Loads the keys, creating an active and a next key for each configured algorithm
+    /// that has none.
+    pub async fn open(
+        store: SharedStore,
+        kek: KeyEncryptionKey,
+        algs: &[String],
+        overlap_secs: u64,
+        now: i64,
+    ) -> anyhow::Result<Self> {
+        let algs = algs.iter().map(|a| parse_alg(a)).collect::<anyhow::Result<Vec<_>>>()?;
+        let ring = KeyRing {
+            store,
+            kek,
+            algs,
+            overlap_secs: i64::try_from(overlap_secs).unwrap_or(i64::MAX / 2),
+            loaded: RwLock::new(Loaded { active: HashMap::new(), published: Vec::new() }),
+        };
+        ring.ensure_keys(now).await?;
+        ring.reload(now).await?;
+        Ok(ring)
+    }
+
+    async fn ensure_keys(&self, now: i64) -> anyhow::Result<()> {
+        let keys = self.store.list_keys().await?;
+        for alg in &self.algs {
+            for state in [KeyState::Active, KeyState::Next] {
+                if !keys.iter().any(|k| k.alg == alg.as_str() && k.state == state) {
+                    self.create_key(*alg, state, now).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_key(&self, alg: JwsAlg, state: KeyState, now: i64) -> anyhow::Result<String> {
+        let kid = format!("{}-{}", alg.as_str().to_lowercase(), &random_token()[..12]);
+        let (key, pkcs8) = LocalSigningKey::generate(kid.clone(), alg).map_err(|e| anyhow!("key generation: {e}"))?;
+        let record = KeyRecord {
+            kid: kid.clone(),
+            alg: alg.as_str().to_string(),
+            state,
+            public_jwk: key.public_jwk(),
+            private_encrypted: self.kek.seal(&pkcs8, kid.as_bytes())?,
+            created_at: now,
+            state_changed_at: now,
+        };
+        self.store.insert_key(&record).await.context("storing a signing key")?;
+        Ok(kid)
+    }
+
+    /// Re-reads the keys from the store (other nodes may have rotated).
+    pub async fn reload(&self, now: i64) -> anyhow::Result<()> {
+        let records = self.store.list_keys().await?;
+        let mut active = HashMap::new();
+        let mut published = Vec::new();
+        for r in &records {
+            let visible = match r.state {
+                KeyState::Next => true,
+                KeyState::Active => true,
+                KeyState::Retired => now - r.state_changed_at < self.overlap_secs,
+            };
+            if visible {
+                published.push(r.public_jwk.clone());
+            }
+            if r.state == KeyState::Active {
+                let alg = parse_alg(&r.alg)?;
+                let newer = active.get(&alg).map(|(t, _): &(i64, _)| *t < r.state_changed_at).unwrap_or(true);
+                if newer {
+                    let pkcs8 = self.kek.open(&r.private_encrypted, r.kid.as_bytes())?;
+                    let key = LocalSigningKey::from_pkcs8(r.kid.clone(), alg, &pkcs8)
+                        .map_err(|e| anyhow!("key {}: {e}", r.kid))?;
+                    active.insert(alg, (r.state_changed_at, Arc::new(key)));
+                }
+            }
+        }
+        let active = active.into_iter().map(|(a, (_, k))| (a, k)).collect();
+        let mut guard = self.loaded.write().map_err(|_| anyhow!("key ring lock poisoned"))?;
+        *guard = Loaded { active, published };
+        Ok(())
+    }
+
+    /// Promotes next → active, active → retired, and stages a new next key for every
+    /// algorithm. Returns the kids now active.
+    pub async fn rotate(&self, now: i64) -> anyhow::Result<Vec<String>> {
+        let keys = self.store.list_keys().await?;
+        let mut activated = Vec::new();
+        for alg in &self.algs {
+            let of_alg = |s: KeyState| keys.iter().filter(move |k| k.alg == alg.as_str() && k.state == s);
+            for old in of_alg(KeyState::Active) {
+                self.store.set_key_state(&old.kid, KeyState::Retired, now).await?;
+            }
+            match of_alg(KeyState::Next).next() {
+                Some(next) => {
+                    self.store.set_key_state(&next.kid, KeyState::Active, now).await?;
+                    activated.push(next.kid.clone());
+                }
+                None => activated.push(self.create_key(*alg, KeyState::Active, now).await?),
+            }
+            self.create_key(*alg, KeyState::Next, now).await?;
+        }
+        // Retired keys past their overlap are no longer needed by any verifier.
+        for old in keys.iter().filter(|k| k.state == KeyState::Retired && now - k.state_changed_at >= self.overlap_secs)
+        {
+            self.store.delete_key(&old.kid).await?;
+        }
+        self.reload(now).await?;
+        Ok(activated)
+    }
+
+    /// The active signer for an algorithm.
+    pub fn signer(&self, alg: JwsAlg) -> Option<Arc<LocalSigningKey>> {
+        self.loaded.read().ok()?.active.get(&alg).cloned()
+    }
+
+    /// The algorithms with an active key.
+    pub fn algorithms(&self) -> Vec<JwsAlg> {
+        self.algs.clone()
+    }
+
+    /// The published JWKS (active, next and recently retired keys).
+    pub fn jwks(&self) -> Value {
+        let keys = self.loaded.read().map(|l| l.published.clone()).unwrap_or_default();
+        json!({ "keys": keys })
+    }
+
+    /// The published keys as a typed set, for verifying the server's own tokens.
+    pub fn public_set(&self) -> JwkSet {
+        serde_json::from_value(self.jwks()).unwrap_or_default()
+    }
+
+    /// Every stored key, for `keys list`.
+    pub async fn list(&self) -> anyhow::Result<Vec<KeyRecord>> {
+        Ok(self.store.list_keys().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_need_the_same_kek_and_kid() {
+        let kek = KeyEncryptionKey::new(&[7u8; 32]).unwrap();
+        let sealed = kek.seal(b"private", b"kid-1").unwrap();
+        assert_eq!(kek.open(&sealed, b"kid-1").unwrap(), b"private");
+        assert!(kek.open(&sealed, b"kid-2").is_err());
+        let other = KeyEncryptionKey::new(&[8u8; 32]).unwrap();
+        assert!(other.open(&sealed, b"kid-1").is_err());
+        assert!(!sealed.windows(7).any(|w| w == b"private"));
+    }
+}
