@@ -2,8 +2,8 @@
 //! row decoding and the classification of a consume attempt.
 
 use crate::{
-    ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord,
-    StoreError, StoreResult, Timestamp, TokenKind, TokenRecord, UserRecord,
+    ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord, StoreError, StoreResult,
+    Timestamp, TokenKind, TokenRecord, UserRecord,
 };
 use sqlx::Row;
 
@@ -41,14 +41,8 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
 /// Maps a unique-key violation to [`StoreError::Conflict`] (with `what` as the
 /// message) and anything else to [`StoreError::Database`].
 pub(crate) fn conflict_or_db(e: sqlx::Error, what: &str) -> StoreError {
-    let unique = e
-        .as_database_error()
-        .is_some_and(|d| d.is_unique_violation());
-    if unique {
-        StoreError::Conflict(what.to_owned())
-    } else {
-        db_err(e)
-    }
+    let unique = e.as_database_error().is_some_and(|d| d.is_unique_violation());
+    if unique { StoreError::Conflict(what.to_owned()) } else { db_err(e) }
 }
 
 /// Serializes a JSON column.
@@ -107,13 +101,8 @@ macro_rules! impl_row_ext {
     };
 }
 
-impl_row_ext!(sqlx::sqlite::SqliteRow, |r, c| r
-    .try_get::<i64, _>(c)
-    .map(|v| v != 0)
-    .map_err(|e| column_err(c, e)));
-impl_row_ext!(sqlx::postgres::PgRow, |r, c| r
-    .try_get::<bool, _>(c)
-    .map_err(|e| column_err(c, e)));
+impl_row_ext!(sqlx::sqlite::SqliteRow, |r, c| r.try_get::<i64, _>(c).map(|v| v != 0).map_err(|e| column_err(c, e)));
+impl_row_ext!(sqlx::postgres::PgRow, |r, c| r.try_get::<bool, _>(c).map_err(|e| column_err(c, e)));
 
 /// Decodes `client_id, metadata, registration_token_hash, created_at`.
 pub(crate) fn client_from_row<R: RowExt>(row: &R) -> StoreResult<ClientRecord> {
@@ -152,8 +141,7 @@ pub(crate) fn token_from_row<R: RowExt>(row: &R) -> StoreResult<TokenRecord> {
     let kind = row.text("kind")?;
     Ok(TokenRecord {
         id: row.text("id")?,
-        kind: TokenKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("token kind {kind:?}")))?,
+        kind: TokenKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("token kind {kind:?}")))?,
         grant_id: row.text("grant_id")?,
         client_id: row.text("client_id")?,
         subject: row.text("subject")?,
@@ -191,8 +179,7 @@ pub(crate) fn key_from_row<R: RowExt>(row: &R) -> StoreResult<KeyRecord> {
     Ok(KeyRecord {
         kid: row.text("kid")?,
         alg: row.text("alg")?,
-        state: KeyState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("key state {state:?}")))?,
+        state: KeyState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("key state {state:?}")))?,
         public_jwk: row.json("public_jwk")?,
         private_encrypted: row.bytes("private_encrypted")?,
         created_at: row.int("created_at")?,
@@ -235,15 +222,9 @@ mod tests {
 
     #[test]
     fn classify_fresh_expired_used_unknown() {
-        assert_eq!(
-            classify_consume(Some(rec(11)), None, 10),
-            Consumed::Fresh(rec(11))
-        );
+        assert_eq!(classify_consume(Some(rec(11)), None, 10), Consumed::Fresh(rec(11)));
         assert_eq!(classify_consume(Some(rec(10)), None, 10), Consumed::Expired);
-        assert_eq!(
-            classify_consume(None, Some(rec(5)), 10),
-            Consumed::AlreadyUsed(rec(5))
-        );
+        assert_eq!(classify_consume(None, Some(rec(5)), 10), Consumed::AlreadyUsed(rec(5)));
         assert_eq!(classify_consume(None, None, 10), Consumed::Unknown);
     }
 

@@ -259,12 +259,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records a `jti` in a namespace (`assertion:<client>`, `dpop`, …) until
     /// `expires_at`. Returns true when it was new, false when it had been seen (a replay).
     /// Atomic: of two concurrent calls with the same jti exactly one gets true.
-    async fn record_jti(
-        &self,
-        namespace: &str,
-        jti: &str,
-        expires_at: Timestamp,
-    ) -> StoreResult<bool>;
+    async fn record_jti(&self, namespace: &str, jti: &str, expires_at: Timestamp) -> StoreResult<bool>;
 
     /// Stores a pushed authorization request.
     async fn put_pushed_request(&self, record: &OneTimeRecord) -> StoreResult<()>;
@@ -301,11 +296,7 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces remembered consent.
     async fn put_consent(&self, consent: &ConsentRecord) -> StoreResult<()>;
     /// Looks remembered consent up.
-    async fn get_consent(
-        &self,
-        subject: &str,
-        client_id: &str,
-    ) -> StoreResult<Option<ConsentRecord>>;
+    async fn get_consent(&self, subject: &str, client_id: &str) -> StoreResult<Option<ConsentRecord>>;
 
     /// Inserts a signing key.
     async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()>;
@@ -331,8 +322,6 @@ pub async fn open(url: &str) -> StoreResult<SharedStore> {
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(postgres::PgStore::open(url).await?))
     } else {
-        Err(StoreError::Database(
-            "database URL must start with sqlite:// or postgres://".into(),
-        ))
+        Err(StoreError::Database("database URL must start with sqlite:// or postgres://".into()))
     }
 }

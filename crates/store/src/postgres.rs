@@ -8,13 +8,12 @@
 //! at once apply each migration exactly once.
 
 use crate::common::{
-    Migration, classify_consume, client_from_row, conflict_or_db, consent_from_row, db_err,
-    key_from_row, latest_version, one_time_from_row, session_from_row, to_json, token_from_row,
-    user_from_row, wall_clock,
+    Migration, classify_consume, client_from_row, conflict_or_db, consent_from_row, db_err, key_from_row,
+    latest_version, one_time_from_row, session_from_row, to_json, token_from_row, user_from_row, wall_clock,
 };
 use crate::{
-    ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord,
-    Store, StoreError, StoreResult, Timestamp, TokenRecord, UserRecord,
+    ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord, Store, StoreError,
+    StoreResult, Timestamp, TokenRecord, UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -23,11 +22,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// PostgreSQL migrations, applied in order (see `migrations/postgres/`).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "initial",
-    sql: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, description: "initial", sql: include_str!("../migrations/postgres/0001_initial.sql") }];
 
 /// Connections in the pool.
 const MAX_CONNECTIONS: u32 = 16;
@@ -39,8 +35,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// of the current schema, so separate schemas migrate independently).
 const MIGRATION_LOCK_KEY: i32 = 0x5352_4d47; // "SRMG"
 
-const CLIENT_COLUMNS: &str =
-    "client_id, metadata::text AS metadata, registration_token_hash, created_at";
+const CLIENT_COLUMNS: &str = "client_id, metadata::text AS metadata, registration_token_hash, created_at";
 const USER_COLUMNS: &str = "subject, username, password_hash, claims::text AS claims, created_at";
 const ONE_TIME_COLUMNS: &str = "key, client_id, grant_id, expires_at, data::text AS data";
 const TOKEN_COLUMNS: &str = "id, kind, grant_id, client_id, subject, issued_at, expires_at, \
@@ -86,17 +81,11 @@ impl PgStore {
         let plain = !schema.is_empty()
             && schema.len() <= 63
             && !schema.starts_with(|c: char| c.is_ascii_digit())
-            && schema
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !plain {
-            return Err(StoreError::Database(format!(
-                "schema name {schema:?} is not a plain identifier"
-            )));
+            return Err(StoreError::Database(format!("schema name {schema:?} is not a plain identifier")));
         }
-        let options = PgConnectOptions::from_str(url)
-            .map_err(db_err)?
-            .options([("search_path", schema)]);
+        let options = PgConnectOptions::from_str(url).map_err(db_err)?.options([("search_path", schema)]);
         Self::open_with(options).await
     }
 
@@ -136,41 +125,26 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         let result = migrate_locked(&mut conn).await;
-        let unlocked =
-            sqlx::query("SELECT pg_advisory_unlock($1, hashtext(COALESCE(current_schema(), '')))")
-                .bind(MIGRATION_LOCK_KEY)
-                .execute(&mut *conn)
-                .await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext(COALESCE(current_schema(), '')))")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *conn)
+            .await;
         if unlocked.is_err() {
             // Closing the session releases its locks.
             conn.close_on_drop();
         }
+        drop(conn);
         result?;
         let current = self.schema_version().await?;
         if current > latest_version(MIGRATIONS) {
-            tracing::warn!(
-                current,
-                known = latest_version(MIGRATIONS),
-                "database schema is newer than this binary"
-            );
+            tracing::warn!(current, known = latest_version(MIGRATIONS), "database schema is newer than this binary");
         }
         Ok(())
     }
 
-    async fn fetch_one_time(
-        &self,
-        which: OneTime,
-        key: &str,
-    ) -> StoreResult<Option<OneTimeRecord>> {
-        let sql = format!(
-            "SELECT {ONE_TIME_COLUMNS} FROM {} WHERE key = $1",
-            which.table()
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+    async fn fetch_one_time(&self, which: OneTime, key: &str) -> StoreResult<Option<OneTimeRecord>> {
+        let sql = format!("SELECT {ONE_TIME_COLUMNS} FROM {} WHERE key = $1", which.table());
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(one_time_from_row).transpose()
     }
 
@@ -192,37 +166,20 @@ impl PgStore {
         Ok(())
     }
 
-    async fn consume_one_time(
-        &self,
-        which: OneTime,
-        key: &str,
-        now: Timestamp,
-    ) -> StoreResult<Consumed> {
+    async fn consume_one_time(&self, which: OneTime, key: &str, now: Timestamp) -> StoreResult<Consumed> {
         let sql = format!(
             "UPDATE {} SET used = TRUE WHERE key = $1 AND NOT used RETURNING {ONE_TIME_COLUMNS}",
             which.table()
         );
-        let claimed = sqlx::query(AssertSqlSafe(sql))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let claimed = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
         let claimed = claimed.as_ref().map(one_time_from_row).transpose()?;
-        let existing = if claimed.is_none() {
-            self.fetch_one_time(which, key).await?
-        } else {
-            None
-        };
+        let existing = if claimed.is_none() { self.fetch_one_time(which, key).await? } else { None };
         Ok(classify_consume(claimed, existing, now))
     }
 
     async fn revoke_where(&self, column: &'static str, value: &str) -> StoreResult<u64> {
         let sql = format!("UPDATE tokens SET revoked = TRUE WHERE {column} = $1 AND NOT revoked");
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(value)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query(AssertSqlSafe(sql)).bind(value).execute(&self.pool).await.map_err(db_err)?;
         Ok(done.rows_affected())
     }
 }
@@ -242,12 +199,11 @@ async fn migrate_locked(conn: &mut PgConnection) -> StoreResult<()> {
     .map_err(db_err)?;
     for migration in MIGRATIONS {
         let mut tx = conn.begin().await.map_err(db_err)?;
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(migration.version)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(migration.version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
         if applied.is_none() {
             tracing::info!(
                 version = migration.version,
@@ -257,9 +213,7 @@ async fn migrate_locked(conn: &mut PgConnection) -> StoreResult<()> {
             sqlx::raw_sql(migration.sql)
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| {
-                    StoreError::Database(format!("migration {}: {e}", migration.version))
-                })?;
+                .map_err(|e| StoreError::Database(format!("migration {}: {e}", migration.version)))?;
             sqlx::query(
                 "INSERT INTO schema_migrations (version, description, applied_at)
                  VALUES ($1, $2, $3)",
@@ -279,17 +233,8 @@ async fn migrate_locked(conn: &mut PgConnection) -> StoreResult<()> {
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
-        let one: i32 = sqlx::query_scalar("SELECT 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        if one == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Database(
-                "ping returned an unexpected value".into(),
-            ))
-        }
+        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&self.pool).await.map_err(db_err)?;
+        if one == 1 { Ok(()) } else { Err(StoreError::Database("ping returned an unexpected value".into())) }
     }
 
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()> {
@@ -313,21 +258,14 @@ impl Store for PgStore {
 
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(client_id).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(client_from_row).transpose()
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
         // COLLATE "C": byte order, the same as SQLite's default, whatever the database locale.
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY client_id COLLATE \"C\"");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(client_from_row).collect()
     }
 
@@ -352,54 +290,36 @@ impl Store for PgStore {
         .bind(user.created_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| {
-            conflict_or_db(
-                e,
-                &format!("user {} / subject {}", user.username, user.subject),
-            )
-        })?;
+        .map_err(|e| conflict_or_db(e, &format!("user {} / subject {}", user.username, user.subject)))?;
         Ok(())
     }
 
     async fn update_user(&self, user: &UserRecord) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE users SET password_hash = $1, claims = $2::jsonb WHERE username = $3",
-        )
-        .bind(&user.password_hash)
-        .bind(to_json(&user.claims)?)
-        .bind(&user.username)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let done = sqlx::query("UPDATE users SET password_hash = $1, claims = $2::jsonb WHERE username = $3")
+            .bind(&user.password_hash)
+            .bind(to_json(&user.claims)?)
+            .bind(&user.username)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(username).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn get_user_by_subject(&self, subject: &str) -> StoreResult<Option<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE subject = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(subject)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(subject).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username COLLATE \"C\"");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -412,12 +332,7 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn record_jti(
-        &self,
-        namespace: &str,
-        jti: &str,
-        expires_at: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn record_jti(&self, namespace: &str, jti: &str, expires_at: Timestamp) -> StoreResult<bool> {
         // An existing row is a replay, expired or not; purge_expired removes old rows.
         let done = sqlx::query(
             "INSERT INTO jti_cache (namespace, jti, expires_at) VALUES ($1, $2, $3)
@@ -475,11 +390,7 @@ impl Store for PgStore {
 
     async fn get_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(token_from_row).transpose()
     }
 
@@ -534,11 +445,7 @@ impl Store for PgStore {
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(&self.pool).await.map_err(db_err)?;
         Ok(())
     }
 
@@ -559,11 +466,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn get_consent(
-        &self,
-        subject: &str,
-        client_id: &str,
-    ) -> StoreResult<Option<ConsentRecord>> {
+    async fn get_consent(&self, subject: &str, client_id: &str) -> StoreResult<Option<ConsentRecord>> {
         let row = sqlx::query(
             "SELECT subject, client_id, scope, granted_at FROM consents
              WHERE subject = $1 AND client_id = $2",
@@ -597,22 +500,18 @@ impl Store for PgStore {
 
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, seq");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(key_from_row).collect()
     }
 
     async fn set_key_state(&self, kid: &str, state: KeyState, at: Timestamp) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE signing_keys SET state = $1, state_changed_at = $2 WHERE kid = $3")
-                .bind(state.as_str())
-                .bind(at)
-                .bind(kid)
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
+        let done = sqlx::query("UPDATE signing_keys SET state = $1, state_changed_at = $2 WHERE kid = $3")
+            .bind(state.as_str())
+            .bind(at)
+            .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -627,19 +526,9 @@ impl Store for PgStore {
 
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
         let mut removed = 0;
-        for table in [
-            "jti_cache",
-            "pushed_requests",
-            "codes",
-            "sessions",
-            "tokens",
-        ] {
+        for table in ["jti_cache", "pushed_requests", "codes", "sessions", "tokens"] {
             let sql = format!("DELETE FROM {table} WHERE expires_at <= $1");
-            let done = sqlx::query(AssertSqlSafe(sql))
-                .bind(now)
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
+            let done = sqlx::query(AssertSqlSafe(sql)).bind(now).execute(&self.pool).await.map_err(db_err)?;
             removed += done.rows_affected();
         }
         Ok(removed)

@@ -6,29 +6,24 @@
 //! see it fresh.
 
 use crate::common::{
-    Migration, classify_consume, client_from_row, conflict_or_db, consent_from_row, db_err,
-    key_from_row, latest_version, one_time_from_row, session_from_row, to_json, token_from_row,
-    user_from_row, wall_clock,
+    Migration, classify_consume, client_from_row, conflict_or_db, consent_from_row, db_err, key_from_row,
+    latest_version, one_time_from_row, session_from_row, to_json, token_from_row, user_from_row, wall_clock,
 };
 use crate::{
-    ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord,
-    Store, StoreError, StoreResult, Timestamp, TokenRecord, UserRecord,
+    ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord, Store, StoreError,
+    StoreResult, Timestamp, TokenRecord, UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Connection};
 use std::str::FromStr;
 use std::time::Duration;
 
 /// SQLite migrations, applied in order (see `migrations/sqlite/`).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "initial",
-    sql: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, description: "initial", sql: include_str!("../migrations/sqlite/0001_initial.sql") }];
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -39,10 +34,8 @@ const MAX_CONNECTIONS: u32 = 8;
 const CLIENT_COLUMNS: &str = "client_id, metadata, registration_token_hash, created_at";
 const USER_COLUMNS: &str = "subject, username, password_hash, claims, created_at";
 const ONE_TIME_COLUMNS: &str = "key, client_id, grant_id, expires_at, data";
-const TOKEN_COLUMNS: &str =
-    "id, kind, grant_id, client_id, subject, issued_at, expires_at, revoked, data";
-const KEY_COLUMNS: &str =
-    "kid, alg, state, public_jwk, private_encrypted, created_at, state_changed_at";
+const TOKEN_COLUMNS: &str = "id, kind, grant_id, client_id, subject, issued_at, expires_at, revoked, data";
+const KEY_COLUMNS: &str = "kid, alg, state, public_jwk, private_encrypted, created_at, state_changed_at";
 
 /// The two tables of single-use records.
 #[derive(Clone, Copy)]
@@ -83,18 +76,13 @@ impl SqliteStore {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let pool_options = if in_memory {
             // An in-memory database lives as long as a connection to it: keep exactly one.
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
         } else {
             if let Some(parent) = options.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::Database(format!("creating {}: {e}", parent.display()))
-                })?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::Database(format!("creating {}: {e}", parent.display())))?;
             }
             SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
         };
@@ -137,31 +125,18 @@ impl SqliteStore {
         for migration in MIGRATIONS {
             apply_migration(&mut conn, migration).await?;
         }
+        // Give the connection back first: an in-memory pool has only this one.
+        drop(conn);
         let current = self.schema_version().await?;
         if current > latest_version(MIGRATIONS) {
-            tracing::warn!(
-                current,
-                known = latest_version(MIGRATIONS),
-                "database schema is newer than this binary"
-            );
+            tracing::warn!(current, known = latest_version(MIGRATIONS), "database schema is newer than this binary");
         }
         Ok(())
     }
 
-    async fn fetch_one_time(
-        &self,
-        which: OneTime,
-        key: &str,
-    ) -> StoreResult<Option<OneTimeRecord>> {
-        let sql = format!(
-            "SELECT {ONE_TIME_COLUMNS} FROM {} WHERE key = ?",
-            which.table()
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+    async fn fetch_one_time(&self, which: OneTime, key: &str) -> StoreResult<Option<OneTimeRecord>> {
+        let sql = format!("SELECT {ONE_TIME_COLUMNS} FROM {} WHERE key = ?", which.table());
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(one_time_from_row).transpose()
     }
 
@@ -183,39 +158,20 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn consume_one_time(
-        &self,
-        which: OneTime,
-        key: &str,
-        now: Timestamp,
-    ) -> StoreResult<Consumed> {
+    async fn consume_one_time(&self, which: OneTime, key: &str, now: Timestamp) -> StoreResult<Consumed> {
         // One statement: SQLite holds the write lock for it, so exactly one caller flips
         // `used` from 0 to 1 and gets the row back.
-        let sql = format!(
-            "UPDATE {} SET used = 1 WHERE key = ? AND used = 0 RETURNING {ONE_TIME_COLUMNS}",
-            which.table()
-        );
-        let claimed = sqlx::query(AssertSqlSafe(sql))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let sql =
+            format!("UPDATE {} SET used = 1 WHERE key = ? AND used = 0 RETURNING {ONE_TIME_COLUMNS}", which.table());
+        let claimed = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
         let claimed = claimed.as_ref().map(one_time_from_row).transpose()?;
-        let existing = if claimed.is_none() {
-            self.fetch_one_time(which, key).await?
-        } else {
-            None
-        };
+        let existing = if claimed.is_none() { self.fetch_one_time(which, key).await? } else { None };
         Ok(classify_consume(claimed, existing, now))
     }
 
     async fn revoke_where(&self, column: &'static str, value: &str) -> StoreResult<u64> {
         let sql = format!("UPDATE tokens SET revoked = 1 WHERE {column} = ? AND revoked = 0");
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(value)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query(AssertSqlSafe(sql)).bind(value).execute(&self.pool).await.map_err(db_err)?;
         Ok(done.rows_affected())
     }
 }
@@ -225,31 +181,24 @@ impl SqliteStore {
 /// both apply it.
 async fn apply_migration(conn: &mut SqliteConnection, migration: &Migration) -> StoreResult<()> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    let applied: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
-            .bind(migration.version)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+    let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+        .bind(migration.version)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
     if applied.is_none() {
-        tracing::info!(
-            version = migration.version,
-            description = migration.description,
-            "applying SQLite migration"
-        );
+        tracing::info!(version = migration.version, description = migration.description, "applying SQLite migration");
         sqlx::raw_sql(migration.sql)
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::Database(format!("migration {}: {e}", migration.version)))?;
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
-        )
-        .bind(migration.version)
-        .bind(migration.description)
-        .bind(wall_clock())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)")
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(wall_clock())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)
 }
@@ -257,17 +206,8 @@ async fn apply_migration(conn: &mut SqliteConnection, migration: &Migration) -> 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        let one: i64 = sqlx::query_scalar("SELECT 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
-        if one == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Database(
-                "ping returned an unexpected value".into(),
-            ))
-        }
+        let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&self.pool).await.map_err(db_err)?;
+        if one == 1 { Ok(()) } else { Err(StoreError::Database("ping returned an unexpected value".into())) }
     }
 
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()> {
@@ -291,20 +231,13 @@ impl Store for SqliteStore {
 
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(client_id).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(client_from_row).transpose()
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY client_id");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(client_from_row).collect()
     }
 
@@ -329,12 +262,7 @@ impl Store for SqliteStore {
         .bind(user.created_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| {
-            conflict_or_db(
-                e,
-                &format!("user {} / subject {}", user.username, user.subject),
-            )
-        })?;
+        .map_err(|e| conflict_or_db(e, &format!("user {} / subject {}", user.username, user.subject)))?;
         Ok(())
     }
 
@@ -351,30 +279,19 @@ impl Store for SqliteStore {
 
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(username).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn get_user_by_subject(&self, subject: &str) -> StoreResult<Option<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE subject = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(subject)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(subject).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -387,12 +304,7 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn record_jti(
-        &self,
-        namespace: &str,
-        jti: &str,
-        expires_at: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn record_jti(&self, namespace: &str, jti: &str, expires_at: Timestamp) -> StoreResult<bool> {
         // An existing row is a replay, expired or not; purge_expired removes old rows.
         let done = sqlx::query(
             "INSERT INTO jti_cache (namespace, jti, expires_at) VALUES (?, ?, ?)
@@ -450,11 +362,7 @@ impl Store for SqliteStore {
 
     async fn get_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(db_err)?;
         row.as_ref().map(token_from_row).transpose()
     }
 
@@ -509,11 +417,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(&self.pool).await.map_err(db_err)?;
         Ok(())
     }
 
@@ -534,11 +438,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn get_consent(
-        &self,
-        subject: &str,
-        client_id: &str,
-    ) -> StoreResult<Option<ConsentRecord>> {
+    async fn get_consent(&self, subject: &str, client_id: &str) -> StoreResult<Option<ConsentRecord>> {
         let row = sqlx::query(
             "SELECT subject, client_id, scope, granted_at FROM consents
              WHERE subject = ? AND client_id = ?",
@@ -572,22 +472,18 @@ impl Store for SqliteStore {
 
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, seq");
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(key_from_row).collect()
     }
 
     async fn set_key_state(&self, kid: &str, state: KeyState, at: Timestamp) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE signing_keys SET state = ?, state_changed_at = ? WHERE kid = ?")
-                .bind(state.as_str())
-                .bind(at)
-                .bind(kid)
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
+        let done = sqlx::query("UPDATE signing_keys SET state = ?, state_changed_at = ? WHERE kid = ?")
+            .bind(state.as_str())
+            .bind(at)
+            .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -602,19 +498,9 @@ impl Store for SqliteStore {
 
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
         let mut removed = 0;
-        for table in [
-            "jti_cache",
-            "pushed_requests",
-            "codes",
-            "sessions",
-            "tokens",
-        ] {
+        for table in ["jti_cache", "pushed_requests", "codes", "sessions", "tokens"] {
             let sql = format!("DELETE FROM {table} WHERE expires_at <= ?");
-            let done = sqlx::query(AssertSqlSafe(sql))
-                .bind(now)
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
+            let done = sqlx::query(AssertSqlSafe(sql)).bind(now).execute(&self.pool).await.map_err(db_err)?;
             removed += done.rows_affected();
         }
         Ok(removed)
