@@ -27,9 +27,7 @@ impl Requirement {
     /// Any level that contains the keyword `MUST` (`MUST`, `MUST NOT`, `MUST (derived)`,
     /// `MUST/SHOULD`, `SHOULD (F2: MUST derived)`, ...) needs a row in the map.
     fn is_mandatory(&self) -> bool {
-        self.level
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .any(|word| word == "MUST")
+        self.level.split(|c: char| !c.is_ascii_alphabetic()).any(|word| word == "MUST")
     }
 }
 
@@ -61,10 +59,7 @@ fn parse_requirements(text: &str) -> Vec<Requirement> {
     let mut out = Vec::new();
     for (idx, raw) in text.lines().enumerate() {
         let line = raw.trim_start();
-        let Some(rest) = line
-            .strip_prefix("- **")
-            .or_else(|| line.strip_prefix("* **"))
-        else {
+        let Some(rest) = line.strip_prefix("- **").or_else(|| line.strip_prefix("* **")) else {
             continue;
         };
         let Some(end) = rest.find("**") else {
@@ -79,11 +74,7 @@ fn parse_requirements(text: &str) -> Vec<Requirement> {
         if id.is_empty() || level.is_empty() {
             continue;
         }
-        out.push(Requirement {
-            id: id.to_string(),
-            level: level.to_string(),
-            line: idx + 1,
-        });
+        out.push(Requirement { id: id.to_string(), level: level.to_string(), line: idx + 1 });
     }
     out
 }
@@ -100,9 +91,7 @@ fn strip_markup(cell: &str) -> &str {
 }
 
 fn is_separator(cells: &[String]) -> bool {
-    cells
-        .iter()
-        .all(|c| !c.is_empty() && c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
+    cells.iter().all(|c| !c.is_empty() && c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
 }
 
 /// Parses the map table: the Markdown table whose header starts `| ID | Level | Status |`.
@@ -152,12 +141,7 @@ fn parse_map(text: &str) -> (Vec<Row>, Vec<String>) {
                 continue;
             }
         };
-        rows.push(Row {
-            id,
-            status,
-            detail: cells[3..].join("|"),
-            line: line_no,
-        });
+        rows.push(Row { id, status, detail: cells[3..].join("|"), line: line_no });
     }
     (rows, errors)
 }
@@ -184,10 +168,7 @@ fn extract_test_refs(detail: &str) -> Vec<TestRef> {
             .take_while(|&c| is_ident_char(c))
             .collect();
         if path.len() > 3 && !name.is_empty() {
-            out.push(TestRef {
-                path: path.to_string(),
-                name,
-            });
+            out.push(TestRef { path: path.to_string(), name });
         }
     }
     out
@@ -197,25 +178,15 @@ fn extract_test_refs(detail: &str) -> Vec<TestRef> {
 fn defines_fn(source: &str, name: &str) -> bool {
     let needle = format!("fn {name}");
     source.match_indices(&needle).any(|(pos, _)| {
-        let before_ok = source[..pos]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !is_ident_char(c));
-        let after_ok = source[pos + needle.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !is_ident_char(c));
+        let before_ok = source[..pos].chars().next_back().is_none_or(|c| !is_ident_char(c));
+        let after_ok = source[pos + needle.len()..].chars().next().is_none_or(|c| !is_ident_char(c));
         before_ok && after_ok
     })
 }
 
 /// Cross-checks the map against the checklist. `read_source` returns the contents of a file
 /// given its path relative to the repository root, or `None` if it does not exist.
-fn check(
-    requirements: &[Requirement],
-    rows: &[Row],
-    read_source: &dyn Fn(&str) -> Option<String>,
-) -> Vec<String> {
+fn check(requirements: &[Requirement], rows: &[Row], read_source: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
     let mut errors = Vec::new();
 
     let mut known: BTreeMap<&str, Vec<&Requirement>> = BTreeMap::new();
@@ -226,10 +197,7 @@ fn check(
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for row in rows {
         if let Some(first) = seen.insert(row.id.as_str(), row.line) {
-            errors.push(format!(
-                "requirements-map.md:{}: `{}` already has a row at line {first}",
-                row.line, row.id
-            ));
+            errors.push(format!("requirements-map.md:{}: `{}` already has a row at line {first}", row.line, row.id));
         }
         if !known.contains_key(row.id.as_str()) {
             errors.push(format!(
@@ -266,9 +234,7 @@ fn check(
                 ));
                 continue;
             }
-            let source = cache
-                .entry(r.path.clone())
-                .or_insert_with(|| read_source(&r.path));
+            let source = cache.entry(r.path.clone()).or_insert_with(|| read_source(&r.path));
             match source {
                 None => errors.push(format!(
                     "requirements-map.md:{}: `{}` names `{}::{}` but `{}` does not exist",
@@ -292,32 +258,22 @@ fn in_ci() -> bool {
 #[test]
 fn requirements_map_covers_every_requirement() {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let repo_root = manifest_dir
-        .parent()
-        .expect("tests crate lives inside the workspace")
-        .to_path_buf();
+    let repo_root = manifest_dir.parent().expect("tests crate lives inside the workspace").to_path_buf();
     let checklist = std::env::var_os("STRONGROOM_REQUIREMENTS_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir.join("../../shared/fapi-requirements.md"));
 
     if !checklist.is_file() {
-        assert!(
-            !in_ci(),
-            "CI=true but the FAPI checklist {} is missing",
-            checklist.display()
-        );
-        eprintln!(
-            "SKIP requirements_map: {} not found (set CI=true to make this a failure)",
-            checklist.display()
-        );
+        assert!(!in_ci(), "CI=true but the FAPI checklist {} is missing", checklist.display());
+        eprintln!("SKIP requirements_map: {} not found (set CI=true to make this a failure)", checklist.display());
         return;
     }
 
-    let req_text = std::fs::read_to_string(&checklist)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", checklist.display()));
+    let req_text =
+        std::fs::read_to_string(&checklist).unwrap_or_else(|e| panic!("cannot read {}: {e}", checklist.display()));
     let map_path = repo_root.join("docs/requirements-map.md");
-    let map_text = std::fs::read_to_string(&map_path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", map_path.display()));
+    let map_text =
+        std::fs::read_to_string(&map_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", map_path.display()));
 
     let requirements = parse_requirements(&req_text);
     assert!(
@@ -327,9 +283,7 @@ fn requirements_map_covers_every_requirement() {
     );
     let (rows, mut errors) = parse_map(&map_text);
     if rows.is_empty() {
-        errors.push(
-            "requirements-map.md has no table rows under `| ID | Level | Status | ... |`".into(),
-        );
+        errors.push("requirements-map.md has no table rows under `| ID | Level | Status | ... |`".into());
     }
     let read_source = |rel: &str| std::fs::read_to_string(repo_root.join(rel)).ok();
     errors.extend(check(&requirements, &rows, &read_source));
@@ -396,11 +350,7 @@ mod parser {
 
     #[test]
     fn mandatory_levels() {
-        let level = |l: &str| Requirement {
-            id: "X".into(),
-            level: l.into(),
-            line: 1,
-        };
+        let level = |l: &str| Requirement { id: "X".into(), level: l.into(), line: 1 };
         for l in [
             "MUST",
             "MUST NOT",
@@ -412,14 +362,7 @@ mod parser {
         ] {
             assert!(level(l).is_mandatory(), "{l}");
         }
-        for l in [
-            "SHOULD",
-            "SHOULD NOT",
-            "MAY",
-            "(history)",
-            "(note)",
-            "MUSTARD",
-        ] {
+        for l in ["SHOULD", "SHOULD NOT", "MAY", "(history)", "(note)", "MUSTARD"] {
             assert!(!level(l).is_mandatory(), "{l}");
         }
     }
@@ -452,14 +395,8 @@ mod parser {
         assert_eq!(
             extract_test_refs(&rows[0].detail),
             [
-                TestRef {
-                    path: "tests/tests/tls.rs".into(),
-                    name: "rejects_tls11".into()
-                },
-                TestRef {
-                    path: "tests/tests/tls.rs".into(),
-                    name: "rejects_tls10".into()
-                },
+                TestRef { path: "tests/tests/tls.rs".into(), name: "rejects_tls11".into() },
+                TestRef { path: "tests/tests/tls.rs".into(), name: "rejects_tls10".into() },
             ]
         );
     }
@@ -470,10 +407,7 @@ mod parser {
         assert!(extract_test_refs("n/a: see F2SP-5.3.2.1-4/5 and lib.rs").is_empty());
         assert_eq!(
             extract_test_refs("(./crates/server/src/lib.rs::tests::works)"),
-            [TestRef {
-                path: "crates/server/src/lib.rs".into(),
-                name: "works".into()
-            }]
+            [TestRef { path: "crates/server/src/lib.rs".into(), name: "works".into() }]
         );
     }
 
@@ -516,10 +450,7 @@ mod parser {
     fn missing_mandatory_row_fails_but_optional_may_be_absent() {
         let map = format!(
             "{HEADER}{}",
-            COMPLETE.replace(
-                "| `F2SP-5.4.3 / F1A-8.11` | MUST | planned | planned: Foundation |\n",
-                ""
-            )
+            COMPLETE.replace("| `F2SP-5.4.3 / F1A-8.11` | MUST | planned | planned: Foundation |\n", "")
         );
         let errors = run(&map);
         assert_eq!(errors.len(), 1, "{errors:?}");
@@ -534,26 +465,15 @@ mod parser {
         );
         let errors = run(&map);
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.contains("`F2SP-9.9.9` is not a requirement ID"))
-        );
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.contains("`R9126-5` already has a row"))
-        );
+        assert!(errors.iter().any(|e| e.contains("`F2SP-9.9.9` is not a requirement ID")));
+        assert!(errors.iter().any(|e| e.contains("`R9126-5` already has a row")));
     }
 
     #[test]
     fn tested_without_test_fails() {
         let map = format!(
             "{HEADER}{}",
-            COMPLETE.replace(
-                "tested | tests/tests/tls.rs::rejects_tls11",
-                "tested | see TLS suite"
-            )
+            COMPLETE.replace("tested | tests/tests/tls.rs::rejects_tls11", "tested | see TLS suite")
         );
         let errors = run(&map);
         assert_eq!(errors.len(), 1, "{errors:?}");
@@ -571,17 +491,8 @@ mod parser {
         );
         let errors = run(&map);
         assert_eq!(errors.len(), 3, "{errors:?}");
-        assert!(
-            errors[0].contains("has no `fn rejects_tls10`"),
-            "{errors:?}"
-        );
-        assert!(
-            errors[1].contains("`tests/tests/nope.rs` does not exist"),
-            "{errors:?}"
-        );
-        assert!(
-            errors[2].contains("relative to the repository root"),
-            "{errors:?}"
-        );
+        assert!(errors[0].contains("has no `fn rejects_tls10`"), "{errors:?}");
+        assert!(errors[1].contains("`tests/tests/nope.rs` does not exist"), "{errors:?}");
+        assert!(errors[2].contains("relative to the repository root"), "{errors:?}");
     }
 }
