@@ -177,3 +177,24 @@ pub fn jwt_header(token: &str) -> Value {
     let h = token.split('.').next().expect("jwt");
     serde_json::from_slice(&strongroom_protocol::jose::b64url_decode(h).expect("b64")).expect("json")
 }
+
+/// A fresh, empty PostgreSQL database for one test, on the server named by
+/// `STRONGROOM_TEST_PG_URL`. `None` when the variable is unset outside CI; in CI a missing
+/// database is a failure, so PostgreSQL tests can never be skipped silently.
+pub async fn fresh_pg_database() -> Option<String> {
+    let Ok(base) = std::env::var("STRONGROOM_TEST_PG_URL") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "STRONGROOM_TEST_PG_URL must be set in CI");
+        eprintln!("skipping: STRONGROOM_TEST_PG_URL is not set");
+        return None;
+    };
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to PostgreSQL");
+    let name = format!("sr_{}", random_token()[..16].to_lowercase().replace(['-', '_'], "x"));
+    // The name is ours: lowercase letters and digits only.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let (prefix, _) = base.rsplit_once('/').expect("database URL with a database name");
+    Some(format!("{prefix}/{name}"))
+}

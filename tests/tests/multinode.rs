@@ -1,0 +1,157 @@
+//! Several nodes, one state: two Strongroom processes on one PostgreSQL database behave as
+//! one service — single-use things stay single-use across nodes.
+
+use serde_json::{Value, json};
+use strongroom_protocol::jose::{JwsAlg, sha256_b64url};
+use strongroom_protocol::random::random_token;
+use strongroom_store::OneTimeRecord;
+use strongroom_tests::*;
+
+const KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
+
+/// Node A and node B: same database, same issuer, same key-encryption key and PKI.
+async fn two_nodes() -> Option<(TestServer, TestServer)> {
+    let db = fresh_pg_database().await?;
+    let db_a = db.clone();
+    let a = TestServer::start_with(move |c| {
+        c.database_url = Some(db_a);
+        c.key_encryption_key = Some(KEK.into());
+    })
+    .await;
+    let (issuer, mtls_base, data_dir) = (a.issuer.clone(), a.mtls_base.clone(), a.dir.path().to_path_buf());
+    let b = TestServer::start_with(move |c| {
+        c.database_url = Some(db);
+        c.key_encryption_key = Some(KEK.into());
+        c.issuer = issuer;
+        c.listen.mtls_base_url = mtls_base;
+        c.data_dir = data_dir;
+    })
+    .await;
+    Some((a, b))
+}
+
+/// The URL of `path` on node B's public listener (B serves A's issuer, as behind one
+/// load balancer).
+fn on_b(b: &TestServer, path: &str) -> String {
+    format!("https://localhost:{}{}", b.server.public_addr.port(), path)
+}
+
+/// F2SP-5.3.2.2-9 / F1B-5.2.2-13 across nodes: the same code redeemed concurrently on both
+/// nodes yields exactly one token response.
+#[tokio::test]
+async fn concurrent_redemption_on_two_nodes_yields_one_token() {
+    let Some((a, b)) = two_nodes().await else { return };
+    let key = client_key(JwsAlg::ES256);
+    let id = a
+        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]}))
+        .await;
+    let verifier = random_token();
+    for round in 0..5 {
+        let code = random_token();
+        let request = json!({"client_id": id, "response_type": "code", "response_mode": null, "redirect_uri": "https://app.example/cb",
+            "scope": "openid accounts", "state": "s", "nonce": "n", "code_challenge": sha256_b64url(verifier.as_bytes()), "dpop_jkt": null,
+            "prompt": [], "max_age": null, "acr_values": []});
+        a.server
+            .state
+            .store
+            .put_code(&OneTimeRecord {
+                key: sha256_b64url(code.as_bytes()),
+                client_id: id.clone(),
+                grant_id: random_token(),
+                expires_at: now() + 60,
+                data: json!({"request": request, "subject": "user-1", "auth_time": now(), "acr": null, "sid": null, "scope": "openid accounts"}),
+            })
+            .await
+            .unwrap();
+        let dkey = client_key(JwsAlg::ES256);
+        let redeem = |url: String, client: reqwest::Client| {
+            let form = {
+                let mut f = assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer)));
+                f.extend([
+                    ("grant_type".to_string(), "authorization_code".to_string()),
+                    ("code".into(), code.clone()),
+                    ("redirect_uri".into(), "https://app.example/cb".into()),
+                    ("code_verifier".into(), verifier.clone()),
+                ]);
+                f
+            };
+            let proof = dpop_proof(&dkey, "POST", &a.url("/token"), None, None);
+            async move { client.post(url).header("DPoP", proof).form(&form).send().await.unwrap() }
+        };
+        let (ra, rb) = tokio::join!(redeem(a.url("/token"), a.client()), redeem(on_b(&b, "/token"), b.client()));
+        let statuses = [ra.status().as_u16(), rb.status().as_u16()];
+        let ok = statuses.iter().filter(|s| **s == 200).count();
+        assert_eq!(ok, 1, "round {round}: exactly one node may redeem the code, got {statuses:?}");
+        let loser = if ra.status() == 200 { rb } else { ra };
+        assert_eq!(loser.status(), 400);
+        let body: Value = loser.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant");
+    }
+}
+
+/// OIDC-9-jti across nodes: an assertion accepted by one node is a replay at the other.
+#[tokio::test]
+async fn assertion_replay_is_detected_across_nodes() {
+    let Some((a, b)) = two_nodes().await else { return };
+    let key = client_key(JwsAlg::ES256);
+    let id = a
+        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]}))
+        .await;
+    let one = assertion(&key, &assertion_claims(&id, &a.issuer));
+    let dkey = client_key(JwsAlg::ES256);
+    let mut form = assertion_form(&id, &one);
+    form.push(("grant_type".into(), "client_credentials".into()));
+    let r1 = a
+        .client()
+        .post(a.url("/token"))
+        .header("DPoP", dpop_proof(&dkey, "POST", &a.url("/token"), None, None))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r1.status(), 200);
+    let r2 = b
+        .client()
+        .post(on_b(&b, "/token"))
+        .header("DPoP", dpop_proof(&dkey, "POST", &a.url("/token"), None, None))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r2.status(), 401);
+    let body: Value = r2.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+}
+
+/// Tokens issued by one node are known to the other: node B introspects node A's token,
+/// and keys created by A verify at B.
+#[tokio::test]
+async fn tokens_from_one_node_introspect_at_the_other() {
+    let Some((a, b)) = two_nodes().await else { return };
+    let key = client_key(JwsAlg::ES256);
+    let id = a
+        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]}))
+        .await;
+    let dkey = client_key(JwsAlg::ES256);
+    let mut form = assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer)));
+    form.push(("grant_type".into(), "client_credentials".into()));
+    let r: Value = a
+        .client()
+        .post(a.url("/token"))
+        .header("DPoP", dpop_proof(&dkey, "POST", &a.url("/token"), None, None))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = r["access_token"].as_str().unwrap().to_string();
+    let mut form = assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer)));
+    form.push(("token".into(), token));
+    let resp = b.client().post(on_b(&b, "/introspect")).form(&form).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["active"], true);
+    assert_eq!(body["cnf"]["jkt"], json!(thumbprint(&dkey)));
+}
