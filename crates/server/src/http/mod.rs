@@ -1,11 +1,13 @@
 //! HTTP: axum handlers decode requests into domain types, call the protocol rules, and
 //! encode the outcome. No protocol rule lives here.
 
+pub mod admin;
 pub mod authorize;
 pub mod client_auth;
 pub mod dpop;
 pub mod introspect;
 pub mod par;
+pub mod register;
 pub mod token;
 pub mod userinfo;
 pub mod wellknown;
@@ -190,6 +192,8 @@ fn client_routes(state: &AppRef) -> Router<AppRef> {
         .route(paths::REVOKE, post(introspect::revoke))
         .route(paths::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/demo/accounts", get(userinfo::demo_accounts))
+        .merge(register::routes())
+        .merge(admin::routes())
 }
 
 fn common(router: Router<AppRef>, state: &AppRef, listener: Listener) -> Router {
