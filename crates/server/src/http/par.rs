@@ -13,9 +13,31 @@ use axum::response::Response;
 use serde_json::json;
 use strongroom_protocol::OAuthError;
 use strongroom_protocol::authz::{reconcile_dpop_jkt, validate_authorization_request};
+use strongroom_protocol::client::Client;
 use strongroom_protocol::discovery::paths;
+use strongroom_protocol::jose::ParsedJws;
 use strongroom_protocol::random::random_token;
+use strongroom_protocol::request_object::check_request_object;
+use strongroom_protocol::{ErrorCode, authz::Params};
 use strongroom_store::OneTimeRecord;
+
+/// The parameters inside a signed request object (JAR, RFC 9101), after its signature
+/// (with the client's keys) and its FAPI claim rules (F1A-5.2.2-13, F2MS-5.3.1) pass.
+pub async fn request_object_params(
+    state: &AppRef,
+    client: &Client,
+    object: &str,
+    outer: &Params,
+    now: i64,
+) -> Result<Params, ErrorResponse> {
+    let invalid = |d: &'static str| ErrorResponse::from(OAuthError::new(ErrorCode::InvalidRequestObject, d));
+    let jws = ParsedJws::parse(object, state.config.limits.max_jwt_bytes)
+        .map_err(|_| invalid("the request object is not a signed JWT with an allowed algorithm"))?;
+    super::client_auth::verify_client_signature(state, client, &jws, now)
+        .await
+        .map_err(|_| invalid("the request object signature does not verify with the client's keys"))?;
+    Ok(check_request_object(&jws, client, &state.endpoints.issuer, now, outer)?)
+}
 
 /// RFC 9126 §2.2 request URI prefix.
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
@@ -37,21 +59,22 @@ pub async fn par(
     if form.contains_key("request_uri") {
         return Err(OAuthError::invalid_request("request_uri must not be pushed").into());
     }
-    // R9126-2.3-signed: signed request objects are not offered yet, so a client that
-    // must use them cannot push a plain request, and `request` is refused.
-    if form.contains_key("request") {
-        return Err(OAuthError::invalid_request("request objects are not supported").into());
-    }
-    if auth.client.requires_signed_request_object() {
-        return Err(OAuthError::invalid_request("this client must push a signed request object").into());
-    }
+    let now = now();
+    // R9126-3: with a signed request object only its parameters are used.
+    let params = match form.get("request") {
+        Some(object) => request_object_params(&state, &auth.client, object, &form, now).await?,
+        // R9126-2.3-signed: a client that must sign its requests cannot push a plain one.
+        None if auth.client.requires_signed_request_object() => {
+            return Err(OAuthError::invalid_request("this client must push a signed request object").into());
+        }
+        None => form.clone(),
+    };
     // R9449-10.1: a DPoP proof at PAR binds the code to its key; dpop_jkt must agree.
     let proof = proof_of(&state, &headers, listener, paths::PAR, "POST").await?;
-    let mut request = validate_authorization_request(&form, &auth.client, true)?;
+    let mut request = validate_authorization_request(&params, &auth.client, true)?;
     request.dpop_jkt = reconcile_dpop_jkt(request.dpop_jkt.as_deref(), proof.as_ref().map(|p| p.jkt.as_str()))?;
     let ttl = state.config.tokens.par_ttl.min(auth.client.policy().max_request_uri_ttl);
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
-    let now = now();
     let data = serde_json::to_value(&request).map_err(|_| OAuthError::server_error())?;
     state
         .store
