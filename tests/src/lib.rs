@@ -198,3 +198,220 @@ pub async fn fresh_pg_database() -> Option<String> {
     let (prefix, _) = base.rsplit_once('/').expect("database URL with a database name");
     Some(format!("{prefix}/{name}"))
 }
+
+/// Helpers for the client-authentication, DPoP, introspection, proxy and interop tests:
+/// raw requests and replies, client registration shortcuts, hand-built JWTs and a second,
+/// untrusted test PKI.
+pub mod kit {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    };
+    use strongroom_protocol::jose::b64url;
+
+    /// A response, read completely.
+    #[derive(Debug)]
+    pub struct Reply {
+        /// HTTP status.
+        pub status: u16,
+        /// Response headers.
+        pub headers: reqwest::header::HeaderMap,
+        /// The body as text.
+        pub text: String,
+        /// The body as JSON (`Null` when it is not JSON).
+        pub body: Value,
+    }
+
+    impl Reply {
+        /// A header's value as text (the first one).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).and_then(|v| v.to_str().ok())
+        }
+        /// How many times a header occurs.
+        pub fn header_count(&self, name: &str) -> usize {
+            self.headers.get_all(name).iter().count()
+        }
+        /// The `access_token` of a token response.
+        pub fn access_token(&self) -> String {
+            self.body["access_token"].as_str().unwrap_or_else(|| panic!("no access_token in {}", self.text)).to_string()
+        }
+    }
+
+    /// Sends a request and reads the whole response.
+    pub async fn send(rb: reqwest::RequestBuilder) -> Reply {
+        let resp = rb.send().await.expect("request is answered");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, text, body }
+    }
+
+    /// POSTs a form, with an optional `DPoP` header.
+    pub async fn post_form(client: &reqwest::Client, url: &str, form: &[(String, String)], dpop: Option<&str>) -> Reply {
+        let mut rb = client.post(url).form(form);
+        if let Some(p) = dpop {
+            rb = rb.header("DPoP", p);
+        }
+        send(rb).await
+    }
+
+    /// Asserts an OAuth error response: status and `error` code, and that no token came with it.
+    #[track_caller]
+    pub fn assert_error(r: &Reply, status: u16, code: &str) {
+        eprintln!("refused as expected: {} {}", r.status, r.text);
+        assert_eq!(r.status, status, "status (body: {})", r.text);
+        assert_eq!(r.body["error"], json!(code), "error code (body: {})", r.text);
+        assert!(r.body.get("access_token").is_none(), "no token on an error: {}", r.text);
+    }
+
+    /// Asserts a successful token response: 200, `Cache-Control: no-store`, and a token.
+    #[track_caller]
+    pub fn assert_token(r: &Reply) {
+        assert_eq!(r.status, 200, "status (body: {})", r.text);
+        assert_eq!(r.header("cache-control"), Some("no-store"), "Cache-Control");
+        assert!(r.body["access_token"].is_string(), "access_token in {}", r.text);
+    }
+
+    /// Adds fields to a form.
+    pub fn with(mut form: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        form.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        form
+    }
+
+    /// Registers a `private_key_jwt` client with `key` under `profile`, plus `extra` metadata.
+    pub async fn register_pkjwt(ts: &TestServer, key: &LocalSigningKey, profile: &str, extra: Value) -> String {
+        let mut m = json!({"profile": profile, "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": jwks_of(key), "redirect_uris": ["https://app.example/cb"]});
+        merge(&mut m, extra);
+        ts.register(m).await
+    }
+
+    /// Registers a FAPI 2.0 `tls_client_auth` client for the DN `demo_dn(common_name)`.
+    pub async fn register_tls(ts: &TestServer, common_name: &str, extra: Value) -> String {
+        let mut m = json!({"profile": "fapi2-security", "token_endpoint_auth_method": "tls_client_auth",
+            "tls_client_auth_subject_dn": demo_dn(common_name), "redirect_uris": ["https://app.example/cb"]});
+        merge(&mut m, extra);
+        ts.register(m).await
+    }
+
+    fn merge(into: &mut Value, extra: Value) {
+        if let (Some(m), Value::Object(e)) = (into.as_object_mut(), extra) {
+            m.extend(e);
+        }
+    }
+
+    /// A `client_credentials` form authenticated with a fresh assertion (aud = issuer).
+    pub fn pkjwt_form(ts: &TestServer, client_id: &str, key: &LocalSigningKey) -> Vec<(String, String)> {
+        let a = assertion(key, &assertion_claims(client_id, &ts.issuer));
+        with(assertion_form(client_id, &a), &[("grant_type", "client_credentials")])
+    }
+
+    /// A `client_credentials` form for an mTLS client.
+    pub fn mtls_form(client_id: &str) -> Vec<(String, String)> {
+        with(vec![], &[("client_id", client_id), ("grant_type", "client_credentials")])
+    }
+
+    /// A compact JWS from a header, claims and raw signature bytes (for malformed tokens).
+    pub fn raw_jwt(header: &Value, claims: &Value, signature: &[u8]) -> String {
+        let h = b64url(&serde_json::to_vec(header).expect("json"));
+        let p = b64url(&serde_json::to_vec(claims).expect("json"));
+        format!("{h}.{p}.{}", b64url(signature))
+    }
+
+    /// An HS256 JWT under `header` (which should say `"alg": "HS256"`).
+    pub fn hs256_jwt(secret: &[u8], header: &Value, claims: &Value) -> String {
+        let h = b64url(&serde_json::to_vec(header).expect("json"));
+        let p = b64url(&serde_json::to_vec(claims).expect("json"));
+        let input = format!("{h}.{p}");
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", b64url(tag.as_ref()))
+    }
+
+    /// The DER of the first certificate in a PEM text.
+    pub fn pem_to_der(pem: &str) -> Vec<u8> {
+        use base64::Engine;
+        let b64: String = pem
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
+        base64::engine::general_purpose::STANDARD.decode(b64.trim()).expect("PEM certificate")
+    }
+
+    /// RFC 8705 §3.1 `x5t#S256` of a PEM certificate, computed independently of the server.
+    pub fn cert_x5t_s256(pem: &str) -> String {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &pem_to_der(pem));
+        b64url(digest.as_ref())
+    }
+
+    /// The RFC 9440 `Client-Cert` header value (`:base64(DER):`) of a PEM certificate.
+    pub fn rfc9440_client_cert(pem: &str) -> String {
+        use base64::Engine;
+        format!(":{}:", base64::engine::general_purpose::STANDARD.encode(pem_to_der(pem)))
+    }
+
+    fn client_params(common_name: &str) -> CertificateParams {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        dn.push(DnType::OrganizationName, "Strongroom Demo");
+        params.distinguished_name = dn;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params
+    }
+
+    /// A client certificate with the demo DN of `common_name`, issued by a CA made here and
+    /// trusted by nobody: (cert PEM, key PEM).
+    pub fn untrusted_ca_client_cert(common_name: &str) -> (String, String) {
+        let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut ca = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "Rogue Test CA");
+        ca.distinguished_name = dn;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
+        let cert = client_params(common_name).signed_by(&key, &issuer).expect("cert");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A self-signed P-256 client certificate and the public JWK of its key (`kty` EC with
+    /// `x` and `y` taken from the key's uncompressed point): (cert PEM, key PEM, JWK).
+    pub fn self_signed_cert(common_name: &str) -> (String, String, Value) {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
+        let cert = client_params(common_name).self_signed(&key).expect("cert");
+        let point = key.public_key_raw();
+        assert_eq!((point.len(), point[0]), (65, 4), "uncompressed P-256 point");
+        let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64url(&point[1..33]), "y": b64url(&point[33..65])});
+        (cert.pem(), key.serialize_pem(), jwk)
+    }
+
+    /// A DPoP-bound token for a new FAPI 2.0 `private_key_jwt` client:
+    /// (token, DPoP key, client id, client key).
+    pub async fn dpop_token(ts: &TestServer) -> (String, LocalSigningKey, String, LocalSigningKey) {
+        let key = client_key(strongroom_protocol::jose::JwsAlg::ES256);
+        let id = register_pkjwt(ts, &key, "fapi2-security", json!({})).await;
+        let dkey = client_key(strongroom_protocol::jose::JwsAlg::ES256);
+        let url = ts.url("/token");
+        let proof = dpop_proof(&dkey, "POST", &url, None, None);
+        let r = post_form(&ts.client(), &url, &pkjwt_form(ts, &id, &key), Some(&proof)).await;
+        assert_token(&r);
+        (r.access_token(), dkey, id, key)
+    }
+
+    /// A certificate-bound token for a new `tls_client_auth` client with the trusted
+    /// certificate `common_name`: (token, client id, cert PEM, key PEM).
+    pub async fn mtls_token(ts: &TestServer, common_name: &str) -> (String, String, String, String) {
+        let id = register_tls(ts, common_name, json!({})).await;
+        let (cert, key) = ts.trusted_cert(common_name);
+        let r = post_form(&ts.mtls_client(&cert, &key), &ts.mtls_url("/token"), &mtls_form(&id), None).await;
+        assert_token(&r);
+        (r.access_token(), id, cert, key)
+    }
+}
