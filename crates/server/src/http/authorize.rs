@@ -1,15 +1,804 @@
-//! The authorization endpoint (placeholder until the flow lands).
+//! The front channel: the authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2,
+//! RFC 9126 §4), the login form, the consent form and the authorization response
+//! (RFC 9207 `iss`, JARM, hybrid ID token).
+//!
+//! Every request is turned into a pushed-request record first: FAPI clients push it
+//! (PAR); for clients that may send it directly, the validated request is stored under a
+//! fresh `request_uri` of our own. From there on the flow is the same for all: the login
+//! and consent pages carry only the `request_uri`, and the request is consumed atomically
+//! when the authorization is decided (R9126-4-once), by [`decide`].
 
-use super::AppRef;
-use axum::extract::State;
+use super::par::REQUEST_URI_PREFIX;
+use super::token::CodeData;
+use super::{AppRef, Params, parse_form, parse_pairs};
+use crate::pages::{self, CONSENT_PATH, LOGIN_PATH, Pair, error_page, page, scope_views};
+use crate::service::verify_password;
+use crate::state::{AppState, now};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::OnceLock;
+use strongroom_protocol::authz::{
+    AuthorizationRequest, needs_fresh_login, redirect_with, trusted_redirect_uri, validate_authorization_request,
+};
+use strongroom_protocol::client::Client;
+use strongroom_protocol::discovery::paths;
+use strongroom_protocol::jose::sha256_b64url;
+use strongroom_protocol::random::random_token;
+use strongroom_protocol::request_object::{Delivery, delivery_for, jarm_claims};
+use strongroom_protocol::tokens::IdTokenInput;
+use strongroom_protocol::{ErrorCode, OAuthError};
+use strongroom_store::{ConsentRecord, Consumed, OneTimeRecord, SessionRecord, StoreError};
+use subtle::ConstantTimeEq;
+
+/// The browser session cookie (its value is stored only as a SHA-256 hash).
+pub const SESSION_COOKIE: &str = "sr_session";
+/// The CSRF double-submit cookie.
+pub const CSRF_COOKIE: &str = "sr_csrf";
+/// `acr` of a password login.
+pub const PASSWORD_ACR: &str = "urn:strongroom:acr:password";
+/// Failed logins for one username after which further attempts are refused.
+pub const MAX_LOGIN_FAILURES: u32 = 5;
+/// The window in which failures are counted, and for which a throttled username stays
+/// refused, in seconds.
+pub const LOGIN_FAILURE_WINDOW: i64 = 15 * 60;
+/// The one message for every failed login, whether or not the user exists (no user
+/// enumeration).
+pub const BAD_CREDENTIALS: &str = "The username or password is not correct.";
+/// The message while a username is throttled.
+pub const TOO_MANY_ATTEMPTS: &str = "The username or password is not correct, and there were too many attempts: \
+                                     try later.";
+
+/// A step that either goes on with a value or ends with a response (a page or redirect).
+type Step<T> = Result<T, Response>;
+
+// ---------------------------------------------------------------------------------------
+// The authorization endpoint
 
 /// `GET /authorize`.
-pub async fn authorize(State(_state): State<AppRef>) -> Response {
-    (axum::http::StatusCode::NOT_IMPLEMENTED, "not yet").into_response()
+pub async fn authorize(State(state): State<AppRef>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    match parse_pairs(query.unwrap_or_default().as_bytes()) {
+        Ok(params) => begin(&state, &params, &headers).await.unwrap_or_else(|r| r),
+        Err(e) => error_page(&state, &e.error),
+    }
 }
 
-/// `POST /authorize`.
-pub async fn authorize_post(State(_state): State<AppRef>) -> Response {
-    (axum::http::StatusCode::NOT_IMPLEMENTED, "not yet").into_response()
+/// `POST /authorize` with a form body (OIDC Core §3.1.2.1).
+pub async fn authorize_post(State(state): State<AppRef>, headers: HeaderMap, body: Bytes) -> Response {
+    match parse_form(&headers, &body) {
+        Ok(params) => begin(&state, &params, &headers).await.unwrap_or_else(|r| r),
+        Err(e) => error_page(&state, &e.error),
+    }
+}
+
+/// Establishes the client and the request, then goes on to login, consent or decision.
+async fn begin(state: &AppRef, params: &Params, headers: &HeaderMap) -> Step<Response> {
+    let now = now();
+    // F2SP-5.3.2.1-7, R6749-4.1.2.1: without a known client there is nowhere safe to
+    // redirect to.
+    let client_id = params.get("client_id").filter(|c| !c.is_empty()).ok_or_else(|| {
+        error_page(state, &OAuthError::invalid_request("client_id is missing: the application's request is incomplete"))
+    })?;
+    let client =
+        state.client(client_id).await.map_err(|e| store_page(state, e))?.ok_or_else(|| {
+            error_page(state, &OAuthError::invalid_request("the application (client_id) is not known"))
+        })?;
+    let (request_uri, request) = match params.get("request_uri") {
+        // F2SP-client-5.3.3.2-6, R9101-6.3: only the pushed parameters count; anything
+        // else on the front channel is ignored.
+        Some(uri) => (uri.clone(), pushed_request(state, &client, uri, now).await?),
+        // F2SP-5.3.2.2-3, R9126-4-only.
+        None if client.requires_par() => {
+            return Err(error_page(
+                state,
+                &OAuthError::invalid_request(
+                    "this application must push its authorization request (PAR) and send only client_id and \
+                     request_uri",
+                ),
+            ));
+        }
+        None => direct_request(state, &client, params, now).await?,
+    };
+    proceed(state, headers, &client, &request_uri, &request, now).await
+}
+
+/// A pushed request of this client that is still usable. Loading it does not consume it
+/// (R9126-4-once: consumption happens at the decision).
+async fn pushed_request(state: &AppState, client: &Client, uri: &str, now: i64) -> Step<AuthorizationRequest> {
+    let (record, request) = load_pushed(state, uri, now).await?;
+    // R9126-2.2: a request URI is bound to the client that pushed it.
+    if record.client_id != client.client_id {
+        return Err(unusable_request_uri(state));
+    }
+    Ok(request)
+}
+
+fn unusable_request_uri(state: &AppState) -> Response {
+    error_page(
+        state,
+        &OAuthError::new(
+            ErrorCode::InvalidRequestUri,
+            "the request_uri is unknown, expired or already used, or belongs to another application",
+        ),
+    )
+}
+
+/// The key of the marker written when a request URI has been decided.
+///
+/// Stop-gap: `Store::get_pushed_request` also returns consumed records, so a decided
+/// request URI is remembered by a second record until the store can tell "used" itself.
+fn decided_marker(uri: &str) -> String {
+    format!("{uri}#decided")
+}
+
+/// Reads a pushed request (unknown, expired, decided or corrupt: the error page).
+async fn load_pushed(state: &AppState, uri: &str, now: i64) -> Step<(OneTimeRecord, AuthorizationRequest)> {
+    // R9126-2.2: only the URNs we issued (R9101-5.2 by-reference URLs are not supported).
+    if !uri.starts_with(REQUEST_URI_PREFIX) || uri.contains('#') || uri.len() > 512 {
+        return Err(unusable_request_uri(state));
+    }
+    let record = state.store.get_pushed_request(uri).await.map_err(|e| store_page(state, e))?;
+    // R9126-4-expired.
+    let Some(record) = record.filter(|r| r.expires_at > now) else { return Err(unusable_request_uri(state)) };
+    // R9126-4-once.
+    if state.store.get_pushed_request(&decided_marker(uri)).await.map_err(|e| store_page(state, e))?.is_some() {
+        return Err(unusable_request_uri(state));
+    }
+    let request: AuthorizationRequest =
+        serde_json::from_value(record.data.clone()).map_err(|_| unusable_request_uri(state))?;
+    Ok((record, request))
+}
+
+/// A request sent directly (not pushed) by a client whose profile allows that: validated
+/// as at PAR (R9126-4-validate) and stored under an internal `request_uri` so the rest of
+/// the flow is the same. Errors go back to a registered redirect URI, or to the error page
+/// when the redirect URI cannot be trusted (R6749-4.1.2.1).
+async fn direct_request(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: i64,
+) -> Step<(String, AuthorizationRequest)> {
+    let fail = |e: OAuthError| match trusted_redirect_uri(params, client) {
+        Some(redirect_uri) => {
+            let st = params.get("state").map(String::as_str).filter(|s| !s.is_empty());
+            plain_error_redirect(state, redirect_uri, st, &e)
+        }
+        None => error_page(state, &e),
+    };
+    // F1A-5.2.2-1: signed request objects are needed; by value (`request`) they are not
+    // accepted at this endpoint: push them (RFC 9126 §3).
+    if client.requires_signed_request_object() || params.contains_key("request") {
+        return Err(fail(OAuthError::invalid_request(
+            "this application must push a signed request object (PAR) and send only client_id and request_uri",
+        )));
+    }
+    let request = validate_authorization_request(params, client, false).map_err(fail)?;
+    let ttl = state.config.tokens.par_ttl.min(client.policy().max_request_uri_ttl);
+    let uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
+    let data = serde_json::to_value(&request).map_err(|_| error_page(state, &OAuthError::server_error()))?;
+    state
+        .store
+        .put_pushed_request(&OneTimeRecord {
+            key: uri.clone(),
+            client_id: client.client_id.clone(),
+            grant_id: String::new(),
+            expires_at: now + i64::try_from(ttl).unwrap_or(60),
+            data,
+        })
+        .await
+        .map_err(|e| store_page(state, e))?;
+    Ok((uri, request))
+}
+
+/// With a known request: sign in, ask for consent, or decide at once (OIDC Core
+/// §3.1.2.3–4: `prompt`, `max_age`).
+async fn proceed(
+    state: &AppRef,
+    headers: &HeaderMap,
+    client: &Client,
+    request_uri: &str,
+    request: &AuthorizationRequest,
+    now: i64,
+) -> Step<Response> {
+    let prompt_none = request.prompt.iter().any(|p| p == "none");
+    let Some(session) = signed_in_for(state, headers, request_uri, request, now).await? else {
+        if prompt_none {
+            let e = OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in");
+            return Ok(decide(state, client, request_uri, Decision::Refuse(e), now).await);
+        }
+        return Ok(login_page(state, headers, client, request_uri, None, "", StatusCode::OK));
+    };
+    let ask_again = request.prompt.iter().any(|p| p == "consent");
+    if !ask_again && consent_remembered(state, client, &session.subject, &request.scope).await? {
+        let d = Decision::Approve { session, remember: false };
+        return Ok(decide(state, client, request_uri, d, now).await);
+    }
+    if prompt_none {
+        let e = OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented to this request");
+        return Ok(decide(state, client, request_uri, Decision::Refuse(e), now).await);
+    }
+    consent_page(state, headers, client, request_uri, request, &session).await
+}
+
+/// The browser's session, when it satisfies this request: a session exists, its user
+/// still exists, and it is recent enough (`prompt=login`, `max_age`) — or it was created
+/// by a login for this very request.
+async fn signed_in_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_uri: &str,
+    request: &AuthorizationRequest,
+    now: i64,
+) -> Step<Option<SessionRecord>> {
+    let Some(session) = current_session(state, headers, now).await? else { return Ok(None) };
+    let for_this_request = session.data.get("request_uri").and_then(|v| v.as_str()) == Some(request_uri);
+    if !for_this_request && needs_fresh_login(request, Some(session.auth_time), now) {
+        return Ok(None);
+    }
+    let user = state.store.get_user_by_subject(&session.subject).await.map_err(|e| store_page(state, e))?;
+    Ok(user.map(|_| session))
+}
+
+/// The session named by the session cookie, if any and not expired.
+async fn current_session(state: &AppState, headers: &HeaderMap, now: i64) -> Step<Option<SessionRecord>> {
+    let Some(value) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    state.store.get_session(&sha256_b64url(value.as_bytes()), now).await.map_err(|e| store_page(state, e))
+}
+
+/// Whether consent may be remembered for this client: the profile allows it, or the
+/// operator allowed it for FAPI clients (`pages.remember_consent_for_fapi`).
+fn may_remember_consent(state: &AppState, client: &Client) -> bool {
+    client.policy().remember_consent || state.config.pages.remember_consent_for_fapi
+}
+
+/// Whether remembered consent covers every requested scope.
+async fn consent_remembered(state: &AppState, client: &Client, subject: &str, scope: &str) -> Step<bool> {
+    if !may_remember_consent(state, client) {
+        return Ok(false);
+    }
+    let Some(consent) = state.store.get_consent(subject, &client.client_id).await.map_err(|e| store_page(state, e))?
+    else {
+        return Ok(false);
+    };
+    let granted: Vec<&str> = consent.scope.split(' ').collect();
+    Ok(scope.split(' ').filter(|s| !s.is_empty()).all(|s| granted.contains(&s)))
+}
+
+// ---------------------------------------------------------------------------------------
+// The decision and the authorization response
+
+/// How the authorization ends.
+pub enum Decision {
+    /// The user approved (or had consented before): issue a code.
+    Approve {
+        /// The user's session.
+        session: SessionRecord,
+        /// Remember this consent (when allowed).
+        remember: bool,
+    },
+    /// An error for the client: `access_denied`, `login_required`, `consent_required`…
+    Refuse(OAuthError),
+}
+
+/// Decides a pushed request: consumes it atomically (R9126-4-once; only the first decision
+/// counts), then answers the client with a 303 carrying `code` or `error`, plus `state`
+/// and `iss` (F2SP-5.3.2.2-7, R9207-2, F2SP-5.3.2.2-11). The one place where an
+/// authorization is decided: the consent form, remembered consent and `prompt=none` all
+/// end here.
+pub async fn decide(state: &AppState, client: &Client, request_uri: &str, decision: Decision, now: i64) -> Response {
+    decide_inner(state, client, request_uri, decision, now).await.unwrap_or_else(|r| r)
+}
+
+async fn decide_inner(
+    state: &AppState,
+    client: &Client,
+    request_uri: &str,
+    decision: Decision,
+    now: i64,
+) -> Step<Response> {
+    let record = match state.store.consume_pushed_request(request_uri, now).await {
+        Ok(Consumed::Fresh(r)) if r.client_id == client.client_id => r,
+        Ok(_) => return Err(unusable_request_uri(state)),
+        Err(e) => return Err(store_page(state, e)),
+    };
+    let marker = OneTimeRecord {
+        key: decided_marker(request_uri),
+        client_id: record.client_id.clone(),
+        grant_id: String::new(),
+        expires_at: record.expires_at,
+        data: json!({"decided": true}),
+    };
+    if let Err(e) = state.store.put_pushed_request(&marker).await {
+        tracing::warn!(error = %e, "could not mark a request_uri as decided");
+    }
+    let request: AuthorizationRequest = serde_json::from_value(record.data).map_err(|e| {
+        tracing::error!(error = %e, "corrupt pushed request");
+        error_page(state, &OAuthError::server_error())
+    })?;
+    match decision {
+        Decision::Refuse(error) => authorization_response(state, client, &request, Outcome::Error(&error), now),
+        Decision::Approve { session, remember } => {
+            let code = issue_code(state, client, &request, &session, now).await?;
+            if remember && may_remember_consent(state, client) {
+                remember_consent(state, client, &session.subject, &request.scope, now).await;
+            }
+            authorization_response(state, client, &request, Outcome::Code { code: &code, session: &session }, now)
+        }
+    }
+}
+
+/// Stores a single-use code bound to client, redirect URI, PKCE challenge and DPoP key
+/// (all inside the stored request), living at most the profile's limit (F2SP-5.3.2.1-11).
+async fn issue_code(
+    state: &AppState,
+    client: &Client,
+    request: &AuthorizationRequest,
+    session: &SessionRecord,
+    now: i64,
+) -> Step<String> {
+    let code = random_token();
+    let ttl = state.config.tokens.code_ttl.min(client.policy().max_code_ttl);
+    let data = CodeData {
+        request: request.clone(),
+        subject: session.subject.clone(),
+        auth_time: session.auth_time,
+        acr: session.data.get("acr").and_then(|v| v.as_str()).map(str::to_string),
+        sid: Some(session_sid(session)),
+        scope: request.scope.clone(),
+    };
+    let data = serde_json::to_value(&data).map_err(|_| error_page(state, &OAuthError::server_error()))?;
+    state
+        .store
+        .put_code(&OneTimeRecord {
+            key: sha256_b64url(code.as_bytes()),
+            client_id: client.client_id.clone(),
+            grant_id: random_token(),
+            expires_at: now + i64::try_from(ttl).unwrap_or(60),
+            data,
+        })
+        .await
+        .map_err(|e| store_page(state, e))?;
+    Ok(code)
+}
+
+/// The `sid` of a session: derived from its stored id, which reveals nothing of the cookie.
+fn session_sid(session: &SessionRecord) -> String {
+    sha256_b64url(format!("sid:{}", session.id).as_bytes())[..22].to_string()
+}
+
+async fn remember_consent(state: &AppState, client: &Client, subject: &str, scope: &str, now: i64) {
+    let mut scopes: Vec<String> = match state.store.get_consent(subject, &client.client_id).await {
+        Ok(Some(c)) => c.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        _ => Vec::new(),
+    };
+    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_string());
+        }
+    }
+    let record = ConsentRecord {
+        subject: subject.to_string(),
+        client_id: client.client_id.clone(),
+        scope: scopes.join(" "),
+        granted_at: now,
+    };
+    if let Err(e) = state.store.put_consent(&record).await {
+        tracing::warn!(error = %e, "could not remember consent");
+    }
+}
+
+/// What the authorization response carries.
+enum Outcome<'a> {
+    /// A code for this signed-in user.
+    Code { code: &'a str, session: &'a SessionRecord },
+    /// An error.
+    Error(&'a OAuthError),
+}
+
+/// The authorization response for a validated request, in the request's response mode:
+/// query or fragment (a 303 with `iss`, RFC 9207), or JARM (`response`, signed with the
+/// client's algorithm; `iss` inside the JWT, F2MS-5.4.1-note). A hybrid request also gets
+/// its front-channel ID token with `c_hash` and `s_hash` (F1A-5.2.2.1-4/5).
+fn authorization_response(
+    state: &AppState,
+    client: &Client,
+    request: &AuthorizationRequest,
+    outcome: Outcome<'_>,
+    now: i64,
+) -> Step<Response> {
+    let issuer = state.endpoints.issuer.as_str();
+    let mut params: Vec<(&str, String)> = Vec::new();
+    match &outcome {
+        Outcome::Code { code, session } => {
+            params.push(("code", (*code).to_string()));
+            if request.response_type.split(' ').any(|t| t == "id_token") {
+                params.push(("id_token", front_channel_id_token(state, client, request, code, session, now)?));
+            }
+        }
+        Outcome::Error(e) => {
+            params.push(("error", e.code.as_str().to_string()));
+            params.push(("error_description", e.description.to_string()));
+        }
+    }
+    if let Some(s) = &request.state {
+        params.push(("state", s.clone()));
+    }
+    let mode = request.effective_mode();
+    let delivery = delivery_for(mode, request.response_type());
+    let params: Vec<(&str, String)> = if mode.is_jwt() {
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let claims = jarm_claims(issuer, &client.client_id, now, &pairs);
+        let jwt = crate::issue::sign(state, client.authorization_response_alg, None, &claims)
+            .map_err(|e| error_page(state, &e.error))?;
+        vec![("response", jwt)]
+    } else {
+        params.push(("iss", issuer.to_string()));
+        params
+    };
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(match delivery {
+        Delivery::Query => see_other(&redirect_with(&request.redirect_uri, false, &pairs), &[]),
+        Delivery::Fragment => see_other(&redirect_with(&request.redirect_uri, true, &pairs), &[]),
+        Delivery::FormPost => {
+            let params: Vec<Pair> = params.into_iter().map(|(k, v)| Pair { name: k.to_string(), value: v }).collect();
+            let ctx = minijinja::context! { action => request.redirect_uri.as_str(), params };
+            page(state, StatusCode::OK, "form_post.html", ctx, &[])
+        }
+    })
+}
+
+/// F1A-5.2.2.1-4/5, OIDC-3.3.2.11: the hybrid flow's ID token, with `nonce`, `c_hash`,
+/// `s_hash` and no profile claims (F1A-5.2.2.1-6).
+fn front_channel_id_token(
+    state: &AppState,
+    client: &Client,
+    request: &AuthorizationRequest,
+    code: &str,
+    session: &SessionRecord,
+    now: i64,
+) -> Step<String> {
+    let sid = session_sid(session);
+    let input = IdTokenInput {
+        issuer: &state.endpoints.issuer,
+        subject: &session.subject,
+        client_id: &client.client_id,
+        iat: now,
+        ttl: i64::try_from(state.config.tokens.id_token_ttl).unwrap_or(300),
+        auth_time: session.auth_time,
+        nonce: request.nonce.as_deref(),
+        acr: session.data.get("acr").and_then(|v| v.as_str()),
+        sid: Some(&sid),
+        code: Some(code),
+        state: request.state.as_deref(),
+        ..Default::default()
+    };
+    crate::issue::id_token(state, &input, client.id_token_alg).map_err(|e| error_page(state, &e.error))
+}
+
+/// An error redirect for a direct request whose redirect URI is registered but whose
+/// other parameters failed validation (R6749-4.1.2.1), with `state` and `iss`.
+fn plain_error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, e: &OAuthError) -> Response {
+    let mut pairs = vec![("error", e.code.as_str()), ("error_description", e.description.as_ref())];
+    if let Some(s) = st {
+        pairs.push(("state", s));
+    }
+    pairs.push(("iss", state.endpoints.issuer.as_str()));
+    see_other(&redirect_with(redirect_uri, false, &pairs), &[])
+}
+
+/// A 303 See Other (F2SP-5.3.2.2-10/11: never 307), with the page security headers.
+fn see_other(location: &str, cookies: &[String]) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            h.insert(header::LOCATION, v);
+        }
+        Err(_) => {
+            // Only URLs we built reach here, all percent-encoded; refuse rather than panic.
+            tracing::error!("a redirect location was not a valid header value");
+            return (StatusCode::BAD_REQUEST, "invalid redirect").into_response();
+        }
+    }
+    pages::security_headers(h);
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// The authorization endpoint URL that resumes the flow for a request URI.
+fn resume_url(state: &AppState, client_id: &str, request_uri: &str) -> String {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", client_id)
+        .append_pair("request_uri", request_uri)
+        .finish();
+    format!("{}?{q}", state.endpoints.public(paths::AUTHORIZE))
+}
+
+/// A store failure as a page: `temporarily_unavailable`, the detail only in the log.
+fn store_page(state: &AppState, e: StoreError) -> Response {
+    tracing::error!(error = %e, "store failure");
+    let error = match e {
+        StoreError::Database(_) => OAuthError::temporarily_unavailable(),
+        _ => OAuthError::server_error(),
+    };
+    error_page(state, &error)
+}
+
+// ---------------------------------------------------------------------------------------
+// Cookies and CSRF
+
+/// The value of a cookie in the request.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn looks_like_token(v: &str) -> bool {
+    v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The CSRF token for a page: the browser's current one when it has a well-formed one,
+/// else a new one. The cookie is (re)set with every page.
+fn csrf_token(headers: &HeaderMap) -> (String, String) {
+    let token = cookie(headers, CSRF_COOKIE).filter(|v| looks_like_token(v)).map(str::to_string);
+    let token = token.unwrap_or_else(random_token);
+    let set = format!("{CSRF_COOKIE}={token}; Secure; HttpOnly; SameSite=Strict; Path=/");
+    (token, set)
+}
+
+/// Double-submit check: the form's `csrf` field equals the `sr_csrf` cookie, compared in
+/// constant time.
+fn csrf_ok(headers: &HeaderMap, form: &Params) -> bool {
+    match (cookie(headers, CSRF_COOKIE), form.get("csrf")) {
+        (Some(c), Some(f)) if looks_like_token(c) => bool::from(c.as_bytes().ct_eq(f.as_bytes())),
+        _ => false,
+    }
+}
+
+fn csrf_refused(state: &AppState) -> Response {
+    error_page(
+        state,
+        &OAuthError::invalid_request(
+            "the form has expired or did not come from this site: return to the application and start again",
+        ),
+    )
+}
+
+fn client_name(client: &Client) -> String {
+    client.metadata.client_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| client.client_id.clone())
+}
+
+// ---------------------------------------------------------------------------------------
+// Login
+
+fn login_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &Client,
+    request_uri: &str,
+    error: Option<&str>,
+    username: &str,
+    status: StatusCode,
+) -> Response {
+    let (csrf, set_cookie) = csrf_token(headers);
+    let ctx = minijinja::context! {
+        client_name => client_name(client),
+        client_id => client.client_id.as_str(),
+        request_uri,
+        csrf,
+        error,
+        username,
+        action => state.endpoints.public(LOGIN_PATH),
+    };
+    page(state, status, "login.html", ctx, &[set_cookie])
+}
+
+/// A valid Argon2id hash of nothing anyone knows, so an unknown username costs the same
+/// verification time as a known one.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| crate::service::hash_password(&random_token()).unwrap_or_default())
+}
+
+/// Whether a username is throttled now (too many recent failures).
+fn throttled(state: &AppState, key: &str, now: i64) -> bool {
+    let Ok(map) = state.login_failures.lock() else { return false };
+    map.get(key).is_some_and(|(n, start)| *n >= MAX_LOGIN_FAILURES && now - start < LOGIN_FAILURE_WINDOW)
+}
+
+fn record_failure(state: &AppState, key: &str, now: i64) {
+    let Ok(mut map) = state.login_failures.lock() else { return };
+    if map.len() > 100_000 {
+        map.retain(|_, (_, start)| now - *start < LOGIN_FAILURE_WINDOW);
+    }
+    let entry = map.entry(key.to_string()).or_insert((0, now));
+    if now - entry.1 >= LOGIN_FAILURE_WINDOW {
+        *entry = (0, now);
+    }
+    entry.0 += 1;
+}
+
+fn clear_failures(state: &AppState, key: &str) {
+    if let Ok(mut map) = state.login_failures.lock() {
+        map.remove(key);
+    }
+}
+
+/// `POST /login` (username, password, csrf, request_uri): Argon2id verification, one
+/// generic message for every failure, throttling per username, a fresh session, and a 303
+/// back to the authorization endpoint (F2SP-5.3.2.2-10/11).
+pub async fn login(State(state): State<AppRef>, headers: HeaderMap, body: Bytes) -> Response {
+    login_inner(&state, &headers, &body).await.unwrap_or_else(|r| r)
+}
+
+async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<Response> {
+    let form = parse_form(headers, body).map_err(|e| error_page(state, &e.error))?;
+    if !csrf_ok(headers, &form) {
+        return Err(csrf_refused(state));
+    }
+    let now = now();
+    let request_uri = form.get("request_uri").map(String::as_str).unwrap_or("");
+    let (record, _request) = load_pushed(state, request_uri, now).await?;
+    let client = state
+        .client(&record.client_id)
+        .await
+        .map_err(|e| store_page(state, e))?
+        .ok_or_else(|| unusable_request_uri(state))?;
+    let username = form.get("username").map(|u| u.trim()).unwrap_or("");
+    let password = form.get("password").cloned().unwrap_or_default();
+    let key = username.to_lowercase();
+    let again = |msg: &str, status| login_page(state, headers, &client, request_uri, Some(msg), username, status);
+    if username.is_empty() || username.len() > 128 || password.is_empty() || password.len() > 1024 {
+        return Ok(again(BAD_CREDENTIALS, StatusCode::OK));
+    }
+    if throttled(state, &key, now) {
+        return Ok(again(TOO_MANY_ATTEMPTS, StatusCode::TOO_MANY_REQUESTS));
+    }
+    let user = state.store.get_user_by_username(username).await.map_err(|e| store_page(state, e))?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => verify_password(&password, &h),
+        None => {
+            let _ = verify_password(&password, dummy_hash());
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let Some(user) = user.filter(|_| verified) else {
+        record_failure(state, &key, now);
+        return Ok(again(BAD_CREDENTIALS, StatusCode::OK));
+    };
+    clear_failures(state, &key);
+    // A new session on every login (no session fixation); the old one ends.
+    if let Some(old) = cookie(headers, SESSION_COOKIE)
+        && let Err(e) = state.store.delete_session(&sha256_b64url(old.as_bytes())).await
+    {
+        tracing::warn!(error = %e, "could not end the previous session");
+    }
+    let value = random_token();
+    let ttl = i64::try_from(state.config.tokens.session_ttl).unwrap_or(3600);
+    let session = SessionRecord {
+        id: sha256_b64url(value.as_bytes()),
+        subject: user.subject.clone(),
+        auth_time: now,
+        expires_at: now + ttl,
+        data: json!({"acr": PASSWORD_ACR, "amr": ["pwd"], "request_uri": request_uri}),
+    };
+    state.store.put_session(&session).await.map_err(|e| store_page(state, e))?;
+    let set = format!("{SESSION_COOKIE}={value}; Secure; HttpOnly; SameSite=Lax; Path=/");
+    Ok(see_other(&resume_url(state, &client.client_id, request_uri), &[set]))
+}
+
+// ---------------------------------------------------------------------------------------
+// Consent
+
+/// The consent page: names the client and lists each requested scope in words
+/// (F2SP-5.3.2.2-13, F1B-5.2.2-17), with Approve and Deny.
+async fn consent_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: &Client,
+    request_uri: &str,
+    request: &AuthorizationRequest,
+    session: &SessionRecord,
+) -> Step<Response> {
+    let user = state.store.get_user_by_subject(&session.subject).await.map_err(|e| store_page(state, e))?;
+    let user_name =
+        user.map(|u| u.claims.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or(u.username));
+    let (csrf, set_cookie) = csrf_token(headers);
+    let ctx = minijinja::context! {
+        client_name => client_name(client),
+        client_id => client.client_id.as_str(),
+        user_name,
+        scopes => scope_views(&request.scope),
+        request_uri,
+        csrf,
+        action => state.endpoints.public(CONSENT_PATH),
+    };
+    Ok(page(state, StatusCode::OK, "consent.html", ctx, &[set_cookie]))
+}
+
+/// `POST /consent` (csrf, request_uri, decision): with a signed-in session, decides the
+/// request — Approve issues a code, Deny answers `access_denied` (F2SP-5.3.2.2-7).
+pub async fn consent(State(state): State<AppRef>, headers: HeaderMap, body: Bytes) -> Response {
+    consent_inner(&state, &headers, &body).await.unwrap_or_else(|r| r)
+}
+
+async fn consent_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<Response> {
+    let form = parse_form(headers, body).map_err(|e| error_page(state, &e.error))?;
+    if !csrf_ok(headers, &form) {
+        return Err(csrf_refused(state));
+    }
+    let now = now();
+    let request_uri = form.get("request_uri").map(String::as_str).unwrap_or("");
+    let (record, request) = load_pushed(state, request_uri, now).await?;
+    let client = state
+        .client(&record.client_id)
+        .await
+        .map_err(|e| store_page(state, e))?
+        .ok_or_else(|| unusable_request_uri(state))?;
+    let decision = form.get("decision").map(String::as_str);
+    if !matches!(decision, Some("approve" | "deny")) {
+        return Err(error_page(state, &OAuthError::invalid_request("choose Approve or Deny")));
+    }
+    // Signed out, or the sign-in is too old for this request: back through the endpoint,
+    // which shows the login page again.
+    let Some(session) = signed_in_for(state, headers, request_uri, &request, now).await? else {
+        return Ok(see_other(&resume_url(state, &client.client_id, request_uri), &[]));
+    };
+    let d = match decision {
+        Some("approve") => Decision::Approve { session, remember: true },
+        _ => Decision::Refuse(OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")),
+    };
+    Ok(decide(state, &client, request_uri, d, now).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(cookie_header: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(cookie_header).unwrap());
+        h
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let h = headers("a=1; sr_session=abc;  sr_csrf=xyz");
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, CSRF_COOKIE), Some("xyz"));
+        assert_eq!(cookie(&h, "b"), None);
+    }
+
+    #[test]
+    fn csrf_double_submit() {
+        let t = random_token();
+        let h = headers(&format!("{CSRF_COOKIE}={t}"));
+        let mut form = Params::new();
+        assert!(!csrf_ok(&h, &form));
+        form.insert("csrf".into(), t.clone());
+        assert!(csrf_ok(&h, &form));
+        form.insert("csrf".into(), random_token());
+        assert!(!csrf_ok(&h, &form));
+        // A page reuses a well-formed cookie and replaces a malformed one.
+        assert_eq!(csrf_token(&h).0, t);
+        assert_ne!(csrf_token(&headers("sr_csrf=short")).0, "short");
+        let (_, set) = csrf_token(&h);
+        assert!(set.contains("Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+    }
 }
