@@ -483,3 +483,24 @@ async fn fapi2_tokens_are_always_sender_constrained() {
     assert_token(&r);
     assert_eq!(jwt_claims(&r.access_token())["cnf"]["x5t#S256"], json!(cert_x5t_s256(&cert)));
 }
+
+/// F2SP-5.4.1-keys(assert): a client key below the profile's minimum (RSA 1024) is refused
+/// when the client is registered, so no assertion can ever be checked against it.
+#[tokio::test]
+async fn weak_client_keys_are_refused_at_registration() {
+    let ts = TestServer::start().await;
+    let mut n = vec![0xC5u8; 128];
+    n[127] |= 1;
+    let weak = json!({"kty": "RSA", "kid": "weak", "alg": "PS256", "use": "sig",
+        "n": strongroom_protocol::jose::b64url(&n), "e": "AQAB"});
+    for profile in ["fapi2-security", "fapi1-advanced"] {
+        let refused = strongroom_server::service::add_client(
+            &ts.server.state.store,
+            json!({"profile": profile, "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [weak]}, "redirect_uris": ["https://app.example/cb"]}),
+            now(),
+        )
+        .await;
+        assert!(refused.is_err(), "an RSA-1024 key was registered for {profile}");
+    }
+}
