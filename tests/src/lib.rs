@@ -415,3 +415,100 @@ pub mod kit {
         (r.access_token(), id, cert, key)
     }
 }
+
+/// A PKCE pair (RFC 7636): a verifier from 32 random bytes, base64url, and its S256
+/// challenge.
+pub fn pkce_pair() -> (String, String) {
+    let verifier = random_token();
+    let challenge = sha256_b64url(verifier.as_bytes());
+    (verifier, challenge)
+}
+
+/// The decoded parameters of a redirect `Location` (query, or fragment when there is no
+/// query), by name.
+pub fn redirect_params(location: &str) -> std::collections::BTreeMap<String, String> {
+    let url = url::Url::parse(location).expect("absolute redirect URL");
+    let raw = url.query().or(url.fragment()).unwrap_or("").to_string();
+    url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect()
+}
+
+/// The value of a hidden form field `name` in a rendered page (HTML entities decoded).
+pub fn form_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(
+        html[start..end]
+            .replace("&#x2f;", "/")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// A response as a browser test sees it.
+#[derive(Debug)]
+pub struct BrowserResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body text.
+    pub body: String,
+}
+
+impl BrowserResponse {
+    /// The `Location` header, if any.
+    pub fn location(&self) -> Option<String> {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+}
+
+/// A minimal browser over the test client: it keeps cookies (by name, ignoring
+/// attributes) and follows nothing by itself.
+pub struct Browser {
+    http: reqwest::Client,
+    /// Cookies the server has set, by name.
+    pub cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    /// A browser with an empty cookie jar.
+    pub fn new(ts: &TestServer) -> Browser {
+        Browser { http: ts.client(), cookies: Default::default() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn finish(&mut self, req: reqwest::RequestBuilder) -> BrowserResponse {
+        let req = if self.cookies.is_empty() { req } else { req.header("cookie", self.cookie_header()) };
+        let resp = req.send().await.expect("request");
+        for v in resp.headers().get_all("set-cookie") {
+            let v = v.to_str().expect("ascii cookie");
+            let pair = v.split(';').next().unwrap_or("");
+            if let Some((k, val)) = pair.split_once('=') {
+                self.cookies.insert(k.trim().to_string(), val.trim().to_string());
+            }
+        }
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.expect("body");
+        BrowserResponse { status, headers, body }
+    }
+
+    /// `GET url`.
+    pub async fn get(&mut self, url: &str) -> BrowserResponse {
+        let req = self.http.get(url);
+        self.finish(req).await
+    }
+
+    /// `POST url` with a form body.
+    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> BrowserResponse {
+        let req = self.http.post(url).form(form);
+        self.finish(req).await
+    }
+}
