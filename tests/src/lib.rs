@@ -249,7 +249,12 @@ pub mod kit {
     }
 
     /// POSTs a form, with an optional `DPoP` header.
-    pub async fn post_form(client: &reqwest::Client, url: &str, form: &[(String, String)], dpop: Option<&str>) -> Reply {
+    pub async fn post_form(
+        client: &reqwest::Client,
+        url: &str,
+        form: &[(String, String)],
+        dpop: Option<&str>,
+    ) -> Reply {
         let mut rb = client.post(url).form(form);
         if let Some(p) = dpop {
             rb = rb.header("DPoP", p);
