@@ -8,6 +8,10 @@
 //! and consent pages carry only the `request_uri`, and the request is consumed atomically
 //! when the authorization is decided (R9126-4-once), by [`decide`].
 
+// A step ends early with the page or redirect to send: a `Response` as the error value is
+// the design, moved once per request, not a cost worth boxing.
+#![allow(clippy::result_large_err)]
+
 use super::par::REQUEST_URI_PREFIX;
 use super::token::CodeData;
 use super::{AppRef, Params, parse_form, parse_pairs};
