@@ -116,6 +116,14 @@ async fn pushed_request(state: &AppState, client: &Client, uri: &str, now: i64) 
     if record.client_id != client.client_id {
         return Err(unusable_request_uri(state));
     }
+    // R9126-4-validate: the client may have changed since the push; its redirect URI must
+    // still be registered before anything is sent there.
+    if !client.has_redirect_uri(&request.redirect_uri) {
+        return Err(error_page(
+            state,
+            &OAuthError::invalid_request("the redirect_uri of the pushed request is no longer registered"),
+        ));
+    }
     Ok(request)
 }
 
