@@ -504,3 +504,24 @@ async fn weak_client_keys_are_refused_at_registration() {
         assert!(refused.is_err(), "an RSA-1024 key was registered for {profile}");
     }
 }
+
+/// R6749-5.2, F2SP-5.3.2.1-6: whenever the client tried the Authorization header and
+/// failed — a malformed `Basic` value, or a `client_id` parameter that contradicts it — the
+/// answer is 401 `invalid_client` with a `WWW-Authenticate` challenge.
+#[tokio::test]
+async fn failed_basic_authentication_always_gets_a_challenge() {
+    let ts = TestServer::start().await;
+    let (_, id) = fapi2_client(&ts, JwsAlg::ES256).await;
+    let url = ts.url("/token");
+    let cases = [
+        ("Basic !!!not-base64!!!", vec![("grant_type", "client_credentials")]),
+        ("Basic Y2xpZW50LXdpdGhvdXQtY29sb24=", vec![("grant_type", "client_credentials")]),
+        ("Basic b3RoZXI6c2VjcmV0", vec![("grant_type", "client_credentials"), ("client_id", id.as_str())]),
+    ];
+    for (authorization, form) in cases {
+        let r = send(ts.client().post(&url).header("Authorization", authorization).form(&form)).await;
+        assert_error(&r, 401, "invalid_client");
+        let challenge = r.header("www-authenticate").unwrap_or_else(|| panic!("no challenge for {authorization}"));
+        assert!(challenge.to_ascii_lowercase().starts_with("basic"), "{challenge}");
+    }
+}

@@ -7,7 +7,6 @@ use crate::tls::ConnectionInfo;
 use axum::http::{HeaderMap, header};
 use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
-use strongroom_protocol::OAuthError;
 use strongroom_protocol::client::Client;
 use strongroom_protocol::client_auth::{
     AssertionContext, AuthFields, PresentedCredentials, check_client_assertion, check_method_matches,
@@ -17,6 +16,7 @@ use strongroom_protocol::discovery::paths;
 use strongroom_protocol::jose::{JoseError, ParsedJws, sha256_b64url};
 use strongroom_protocol::mtls::{certificate_thumbprint, self_signed_matches, tls_client_auth_matches};
 use strongroom_protocol::policy::AuthMethod;
+use strongroom_protocol::{ErrorCode, OAuthError};
 use subtle::ConstantTimeEq;
 
 /// A client that proved who it is on this request.
@@ -50,11 +50,19 @@ pub async fn authenticate(
         client_assertion_type: form.get("client_assertion_type").map(String::as_str),
         authorization: headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
     };
-    let creds = presented_credentials(&fields)?;
-    let challenge = |e: OAuthError| -> ErrorResponse {
-        let resp = ErrorResponse::from(e);
-        if creds.used_authorization_header() { resp.with_challenge("Basic realm=\"strongroom\"".into()) } else { resp }
+    // RFC 6749 §5.2: a client that tried the Authorization header gets 401 with a challenge,
+    // also when the header itself could not be used (malformed, or contradicted by client_id).
+    let tried_basic =
+        fields.authorization.and_then(|h| h.get(..6)).is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "));
+    let with_challenge = |resp: ErrorResponse, basic: bool| -> ErrorResponse {
+        if basic && resp.error.code == ErrorCode::InvalidClient {
+            resp.with_challenge("Basic realm=\"strongroom\"".into())
+        } else {
+            resp
+        }
     };
+    let creds = presented_credentials(&fields).map_err(|e| with_challenge(e.into(), tried_basic))?;
+    let challenge = |e: OAuthError| -> ErrorResponse { with_challenge(e.into(), creds.used_authorization_header()) };
     let assertion = match &creds {
         PresentedCredentials::Assertion { assertion, .. } => Some(
             ParsedJws::parse(assertion, state.config.limits.max_jwt_bytes)
