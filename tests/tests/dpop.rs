@@ -230,3 +230,18 @@ async fn server_nonce_challenge_and_retry() {
     let r = d.token(&[&dpop_proof(&dkey, "POST", &d.url, None, None)]).await;
     assert_error(&r, 400, "use_dpop_nonce");
 }
+
+/// R9449-4.3 (9): `htu` is compared after syntax-based normalization (case of scheme and
+/// host), and a proof for the mTLS alias is accepted when the request goes to that alias.
+#[tokio::test]
+async fn htu_normalization_and_mtls_alias() {
+    let d = Dpop::new().await;
+    let dkey = client_key(JwsAlg::ES256);
+    let shouted = d.url.replacen("https://localhost", "HTTPS://LOCALHOST", 1);
+    assert_token(&d.token(&[&dpop_proof(&dkey, "POST", &shouted, None, None)]).await);
+    let alias = d.ts.mtls_url("/token");
+    let form = pkjwt_form(&d.ts, &d.id, &d.key);
+    let r = post_form(&d.ts.client(), &alias, &form, Some(&dpop_proof(&dkey, "POST", &alias, None, None))).await;
+    assert_token(&r);
+    assert_eq!(jwt_claims(&r.access_token())["cnf"]["jkt"], json!(thumbprint(&dkey)));
+}
