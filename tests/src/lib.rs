@@ -45,13 +45,18 @@ impl TestServer {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let (pp, mp) = (free_port(), free_port());
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_path_buf();
-        config.issuer = format!("https://localhost:{pp}");
-        config.listen.public = SocketAddr::from(([127, 0, 0, 1], pp));
-        config.listen.mtls = SocketAddr::from(([127, 0, 0, 1], mp));
-        config.listen.mtls_base_url = format!("https://localhost:{mp}");
-        config.keys.algorithms = vec!["ES256".into(), "PS256".into(), "EdDSA".into()];
+        let defaults = Config::default();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            issuer: format!("https://localhost:{pp}"),
+            listen: strongroom_server::config::ListenConfig {
+                public: SocketAddr::from(([127, 0, 0, 1], pp)),
+                mtls: SocketAddr::from(([127, 0, 0, 1], mp)),
+                mtls_base_url: format!("https://localhost:{mp}"),
+                ..defaults.listen.clone()
+            },
+            ..defaults
+        };
         adjust(&mut config);
         let server = strongroom_server::start(config.clone()).await.expect("server starts");
         let pki = DevPki::load_or_create(&config.data_dir).expect("pki");

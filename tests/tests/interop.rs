@@ -108,9 +108,8 @@ async fn setup(ts: &TestServer, alg: JwsAlg) -> Setup {
 /// Checks the DPoP part of the interop output, and the token at introspection.
 async fn check_dpop(ts: &TestServer, rs: &(String, reqwest::Client), out: &Value, client_id: &str) {
     let d = &out["dpop"];
-    // Discovery publishes the client endpoints on the mTLS listener; a DPoP client calls
-    // it without a certificate.
-    assert_eq!(d["token_endpoint"], json!(ts.mtls_url("/token")));
+    // A DPoP client uses the top-level endpoint on the public listener (RFC 8705 §5).
+    assert_eq!(d["token_endpoint"], json!(ts.url("/token")));
     let tr = &d["token_response"];
     assert_eq!(tr["token_type"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("dpop"), "{tr}");
     let token = tr["access_token"].as_str().expect("access_token");
@@ -201,7 +200,7 @@ async fn openid_client_follows_dpop_nonce_challenge() {
     assert!(out.get("mtls").is_none());
     check_dpop(&ts, &rs, &out, &s.pk_id).await;
     // The exchange as the library saw it: challenged once, then accepted with the nonce.
-    let token_url = ts.mtls_url("/token");
+    let token_url = ts.url("/token");
     let calls: Vec<&Value> =
         out["exchanges"].as_array().expect("exchanges").iter().filter(|e| e["url"] == json!(token_url)).collect();
     assert_eq!(calls.len(), 2, "{}", out["exchanges"]);

@@ -85,12 +85,12 @@ pub fn metadata(ep: &Endpoints, profiles: &[Profile], server_algs: &[JwsAlg]) ->
     let mut doc = json!({
         "issuer": ep.issuer,
         "authorization_endpoint": ep.public(paths::AUTHORIZE),
-        "token_endpoint": ep.mtls(paths::TOKEN),
-        "pushed_authorization_request_endpoint": ep.mtls(paths::PAR),
-        "userinfo_endpoint": ep.mtls(paths::USERINFO),
-        "introspection_endpoint": ep.mtls(paths::INTROSPECT),
-        "revocation_endpoint": ep.mtls(paths::REVOKE),
-        "registration_endpoint": ep.mtls(paths::REGISTER),
+        "token_endpoint": ep.public(paths::TOKEN),
+        "pushed_authorization_request_endpoint": ep.public(paths::PAR),
+        "userinfo_endpoint": ep.public(paths::USERINFO),
+        "introspection_endpoint": ep.public(paths::INTROSPECT),
+        "revocation_endpoint": ep.public(paths::REVOKE),
+        "registration_endpoint": ep.public(paths::REGISTER),
         "jwks_uri": ep.public(paths::JWKS),
         "mtls_endpoint_aliases": {
             "token_endpoint": ep.mtls(paths::TOKEN),

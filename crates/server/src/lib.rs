@@ -143,15 +143,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(tls::serve(
-        public_listener,
-        public_tls,
-        http::public_router(&state),
-        opts.clone(),
-        stopped(rx.clone()),
-    )));
-    tasks.push(tokio::spawn(tls::serve(mtls_listener, mtls_tls, http::mtls_router(&state), opts, stopped(rx.clone()))));
+    let tasks = vec![
+        tokio::spawn(tls::serve(
+            public_listener,
+            public_tls,
+            http::public_router(&state),
+            opts.clone(),
+            stopped(rx.clone()),
+        )),
+        tokio::spawn(tls::serve(mtls_listener, mtls_tls, http::mtls_router(&state), opts, stopped(rx.clone()))),
+    ];
     spawn_housekeeping(state.clone(), rx);
     Ok(RunningServer { public_addr, mtls_addr, state, shutdown: tx, tasks })
 }

@@ -263,7 +263,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a pushed authorization request.
     async fn put_pushed_request(&self, record: &OneTimeRecord) -> StoreResult<()>;
-    /// Reads a pushed request without consuming it (the login page may load twice).
+    /// Reads a pushed request that has not been consumed yet, without consuming it (the
+    /// login page may load twice).
     async fn get_pushed_request(&self, key: &str) -> StoreResult<Option<OneTimeRecord>>;
     /// Consumes a pushed request atomically at decision time.
     async fn consume_pushed_request(&self, key: &str, now: Timestamp) -> StoreResult<Consumed>;

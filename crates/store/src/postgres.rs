@@ -352,7 +352,9 @@ impl Store for PgStore {
     }
 
     async fn get_pushed_request(&self, key: &str) -> StoreResult<Option<OneTimeRecord>> {
-        self.fetch_one_time(OneTime::Pushed, key).await
+        let sql = format!("SELECT {ONE_TIME_COLUMNS} FROM {} WHERE key = $1 AND used = FALSE", OneTime::Pushed.table());
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&self.pool).await.map_err(db_err)?;
+        row.as_ref().map(one_time_from_row).transpose()
     }
 
     async fn consume_pushed_request(&self, key: &str, now: Timestamp) -> StoreResult<Consumed> {

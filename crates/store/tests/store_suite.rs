@@ -324,6 +324,8 @@ mod checks {
             store.consume_pushed_request(uri, NOW + 1).await.expect("consume again"),
             Consumed::AlreadyUsed(record)
         );
+        // Once consumed, it can no longer be read (R9126-4-once).
+        assert_eq!(store.get_pushed_request(uri).await.expect("get after consume"), None);
     }
 
     pub async fn consume_code_once(store: SharedStore) {

@@ -137,14 +137,6 @@ fn unusable_request_uri(state: &AppState) -> Response {
     )
 }
 
-/// The key of the marker written when a request URI has been decided.
-///
-/// Stop-gap: `Store::get_pushed_request` also returns consumed records, so a decided
-/// request URI is remembered by a second record until the store can tell "used" itself.
-fn decided_marker(uri: &str) -> String {
-    format!("{uri}#decided")
-}
-
 /// Reads a pushed request (unknown, expired, decided or corrupt: the error page).
 async fn load_pushed(state: &AppState, uri: &str, now: i64) -> Step<(OneTimeRecord, AuthorizationRequest)> {
     // R9126-2.2: only the URNs we issued (R9101-5.2 by-reference URLs are not supported).
@@ -152,12 +144,8 @@ async fn load_pushed(state: &AppState, uri: &str, now: i64) -> Step<(OneTimeReco
         return Err(unusable_request_uri(state));
     }
     let record = state.store.get_pushed_request(uri).await.map_err(|e| store_page(state, e))?;
-    // R9126-4-expired.
+    // R9126-4-expired; R9126-4-once (a decided request is no longer returned).
     let Some(record) = record.filter(|r| r.expires_at > now) else { return Err(unusable_request_uri(state)) };
-    // R9126-4-once.
-    if state.store.get_pushed_request(&decided_marker(uri)).await.map_err(|e| store_page(state, e))?.is_some() {
-        return Err(unusable_request_uri(state));
-    }
     let request: AuthorizationRequest =
         serde_json::from_value(record.data.clone()).map_err(|_| unusable_request_uri(state))?;
     Ok((record, request))
@@ -316,16 +304,6 @@ async fn decide_inner(
         Ok(_) => return Err(unusable_request_uri(state)),
         Err(e) => return Err(store_page(state, e)),
     };
-    let marker = OneTimeRecord {
-        key: decided_marker(request_uri),
-        client_id: record.client_id.clone(),
-        grant_id: String::new(),
-        expires_at: record.expires_at,
-        data: json!({"decided": true}),
-    };
-    if let Err(e) = state.store.put_pushed_request(&marker).await {
-        tracing::warn!(error = %e, "could not mark a request_uri as decided");
-    }
     let request: AuthorizationRequest = serde_json::from_value(record.data).map_err(|e| {
         tracing::error!(error = %e, "corrupt pushed request");
         error_page(state, &OAuthError::server_error())

@@ -53,7 +53,7 @@ pub async fn token(
     let auth = authenticate(&state, &form, &headers, &conn, listener, paths::TOKEN).await?;
     let proof = proof_of(&state, &headers, listener, paths::TOKEN, "POST").await?;
     let dpop_jkt = proof.as_ref().map(|p| p.jkt.clone());
-    let grant_type = form.get("grant_type").map(String::as_str).unwrap_or("");
+    let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     let grant = GrantType::parse(grant_type)
         .ok_or_else(|| OAuthError::new(ErrorCode::UnsupportedGrantType, "grant_type is not supported"))?;
     if !auth.client.allows_grant(grant) {
