@@ -522,3 +522,62 @@ impl Browser {
         self.finish(req).await
     }
 }
+
+/// Signs in on the login page an authorization URL leads to and approves (or denies) on
+/// the consent page; returns the response to the decision (a 303 to the client, or a
+/// form-post page).
+pub async fn sign_in_and_decide(
+    ts: &TestServer,
+    authorize_url: &str,
+    user: &str,
+    password: &str,
+    decision: &str,
+) -> BrowserResponse {
+    let mut b = Browser::new(ts);
+    let login = b.get(authorize_url).await;
+    assert_eq!(login.status, 200, "login page: {}", login.body);
+    let csrf = form_field(&login.body, "csrf").expect("csrf field");
+    let request_uri = form_field(&login.body, "request_uri").expect("request_uri field");
+    let signed_in = b
+        .post_form(
+            &ts.url("/login"),
+            &[("username", user), ("password", password), ("csrf", &csrf), ("request_uri", &request_uri)],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303, "login: {}", signed_in.body);
+    let consent = b.get(&signed_in.location().expect("location")).await;
+    assert_eq!(consent.status, 200, "consent page: {}", consent.body);
+    let csrf = form_field(&consent.body, "csrf").expect("csrf field");
+    let request_uri = form_field(&consent.body, "request_uri").expect("request_uri field");
+    b.post_form(&ts.url("/consent"), &[("csrf", &csrf), ("request_uri", &request_uri), ("decision", decision)]).await
+}
+
+/// Runs `interop/verify.mjs` (the `jose` npm package) on a JWT: verified header and
+/// payload, and half hashes computed by Node. `None` when Node or the packages are
+/// missing outside CI (in CI that is a failure).
+pub async fn verify_with_jose(jwks: &Value, token: &str, hash_inputs: Value) -> Option<Value> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop");
+    if !dir.join("node_modules").join("jose").is_dir() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "interop/node_modules is missing in CI");
+        eprintln!("skipping the jose check: run `npm ci` in interop/");
+        return None;
+    }
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("node")
+        .arg("verify.mjs")
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let input =
+        json!({"jwks": jwks, "token": token, "algorithms": ["PS256", "ES256", "EdDSA"], "hash_inputs": hash_inputs});
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.to_string().as_bytes()).await.expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("node finishes");
+    assert!(out.status.success(), "jose refused the JWT: {}", String::from_utf8_lossy(&out.stderr));
+    Some(serde_json::from_slice(&out.stdout).expect("json from verify.mjs"))
+}

@@ -161,21 +161,32 @@ async fn direct_request(
     params: &Params,
     now: i64,
 ) -> Step<(String, AuthorizationRequest)> {
-    let fail = |e: OAuthError| match trusted_redirect_uri(params, client) {
+    let fail = |p: &Params, e: OAuthError| match trusted_redirect_uri(p, client) {
         Some(redirect_uri) => {
-            let st = params.get("state").map(String::as_str).filter(|s| !s.is_empty());
+            let st = p.get("state").map(String::as_str).filter(|s| !s.is_empty());
             plain_error_redirect(state, redirect_uri, st, &e)
         }
         None => error_page(state, &e),
     };
-    // F1A-5.2.2-1: signed request objects are needed; by value (`request`) they are not
-    // accepted at this endpoint: push them (RFC 9126 §3).
-    if client.requires_signed_request_object() || params.contains_key("request") {
-        return Err(fail(OAuthError::invalid_request(
-            "this application must push a signed request object (PAR) and send only client_id and request_uri",
-        )));
-    }
-    let request = validate_authorization_request(params, client, false).map_err(fail)?;
+    // F1A-5.2.2-1: a signed request object by value; only the parameters inside it are
+    // used (F1A-5.2.2-10), after its signature and claims pass (F1A-5.2.2-13).
+    let inner;
+    let params = match params.get("request") {
+        Some(object) => {
+            inner = crate::http::par::request_object_params(state, client, object, params, now)
+                .await
+                .map_err(|e| fail(params, e.error))?;
+            &inner
+        }
+        None if client.requires_signed_request_object() => {
+            return Err(fail(
+                params,
+                OAuthError::invalid_request("this application must send a signed request object"),
+            ));
+        }
+        None => params,
+    };
+    let request = validate_authorization_request(params, client, false).map_err(|e| fail(params, e))?;
     let ttl = state.config.tokens.par_ttl.min(client.policy().max_request_uri_ttl);
     let uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
     let data = serde_json::to_value(&request).map_err(|_| error_page(state, &OAuthError::server_error()))?;

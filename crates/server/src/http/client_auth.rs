@@ -136,7 +136,7 @@ pub async fn authenticate(
 
 /// The client's public keys: inline `jwks`, or its `jwks_uri` through the guarded fetcher.
 pub async fn client_keys(
-    state: &AppRef,
+    state: &crate::state::AppState,
     client: &Client,
     force: bool,
     now: i64,
@@ -155,7 +155,7 @@ pub async fn client_keys(
 /// Verifies a JWS the client signed (assertion or request object) with its keys, refetching
 /// a `jwks_uri` once when no key fits (rotation).
 pub async fn verify_client_signature(
-    state: &AppRef,
+    state: &crate::state::AppState,
     client: &Client,
     jws: &ParsedJws,
     now: i64,

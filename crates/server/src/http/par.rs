@@ -24,7 +24,7 @@ use strongroom_store::OneTimeRecord;
 /// The parameters inside a signed request object (JAR, RFC 9101), after its signature
 /// (with the client's keys) and its FAPI claim rules (F1A-5.2.2-13, F2MS-5.3.1) pass.
 pub async fn request_object_params(
-    state: &AppRef,
+    state: &crate::state::AppState,
     client: &Client,
     object: &str,
     outer: &Params,
