@@ -32,7 +32,7 @@ pub struct AppState {
     /// Endpoint URLs.
     pub endpoints: Endpoints,
     /// DPoP nonces.
-    pub nonces: NonceIssuer,
+    pub nonces: Arc<NonceIssuer>,
     /// Verifies `tls_client_auth` chains against the trusted client CAs.
     pub client_trust: Arc<dyn ClientCertVerifier>,
     /// Fetches clients' `jwks_uri`.
@@ -63,7 +63,7 @@ impl AppState {
         pages: crate::pages::Pages,
     ) -> AppState {
         let endpoints = Endpoints { issuer: config.issuer.clone(), mtls_base: config.listen.mtls_base_url.clone() };
-        let nonces = NonceIssuer::new(nonce_secret, config.dpop.nonce_rotation_secs);
+        let nonces = Arc::new(NonceIssuer::new(nonce_secret, config.dpop.nonce_rotation_secs));
         AppState {
             config,
             store,

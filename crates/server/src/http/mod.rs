@@ -183,15 +183,13 @@ async fn body_limit_error(req: Request, next: Next) -> Response {
     resp
 }
 
-fn client_routes(state: &AppRef) -> Router<AppRef> {
-    let _ = state;
+fn client_routes(state: &AppRef, listener: Listener) -> Router<AppRef> {
     Router::new()
         .route(paths::TOKEN, post(token::token))
         .route(paths::PAR, post(par::par))
         .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::REVOKE, post(introspect::revoke))
-        .route(paths::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
-        .route("/demo/accounts", get(userinfo::demo_accounts))
+        .merge(userinfo::routes(state, listener))
         .merge(register::routes())
         .merge(admin::routes())
 }
@@ -217,7 +215,7 @@ fn common(router: Router<AppRef>, state: &AppRef, listener: Listener) -> Router 
 /// The public listener: browser endpoints, discovery, JWKS, and the client endpoints at
 /// their top-level URLs.
 pub fn public_router(state: &AppRef) -> Router {
-    let r = client_routes(state)
+    let r = client_routes(state, Listener::Public)
         .route(paths::AUTHORIZE, get(authorize::authorize).post(authorize::authorize_post))
         .merge(crate::pages::routes());
     common(r, state, Listener::Public)
@@ -225,7 +223,7 @@ pub fn public_router(state: &AppRef) -> Router {
 
 /// The mTLS listener: client endpoints (`mtls_endpoint_aliases`).
 pub fn mtls_router(state: &AppRef) -> Router {
-    common(client_routes(state), state, Listener::Mtls)
+    common(client_routes(state, Listener::Mtls), state, Listener::Mtls)
 }
 
 #[cfg(test)]
