@@ -15,6 +15,7 @@ pub mod mtls;
 pub mod pkce;
 pub mod policy;
 pub mod random;
+pub mod registration;
 pub mod request_object;
 pub mod tokens;
 
