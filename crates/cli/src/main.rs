@@ -36,6 +36,13 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Run a complete FAPI 2.0 flow as the demo client against a development server.
+    Flow {
+        /// Sign in and approve in your browser instead of letting the demo client post the
+        /// forms as the demo user.
+        #[arg(long)]
+        browser: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,6 +109,16 @@ async fn run() -> anyhow::Result<()> {
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => serve(config).await,
+        Command::Flow { browser } => {
+            let mut opts =
+                strongroom_server::demo_flow::FlowOptions::demo_user(config.issuer.clone(), config.data_dir.clone());
+            if browser {
+                opts.headless = None;
+            }
+            strongroom_server::demo_flow::run(opts).await?;
+            println!("done: a complete FAPI 2.0 flow with a DPoP-bound token");
+            Ok(())
+        }
         Command::Clients { command } => {
             let store = open_store(&config).await?;
             match command {

@@ -42,7 +42,7 @@ pub fn pkcs8_pem(der: &[u8]) -> String {
 }
 
 /// A signing key for a demo client, created once and reused.
-fn demo_key(dir: &Path, name: &str, alg: JwsAlg) -> anyhow::Result<(LocalSigningKey, PathBuf)> {
+pub fn demo_key(dir: &Path, name: &str, alg: JwsAlg) -> anyhow::Result<(LocalSigningKey, PathBuf)> {
     let path = dir.join(format!("{name}-signing-key.pem"));
     if let Ok(pem) = std::fs::read_to_string(&path) {
         let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();

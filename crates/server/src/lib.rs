@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod demo_flow;
 pub mod dev;
 pub mod http;
 pub mod issue;
