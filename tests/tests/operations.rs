@@ -1,0 +1,161 @@
+//! Operations basics: request limits, health endpoints, key rotation, and the admin CLI
+//! working on the server's database.
+
+use serde_json::{Value, json};
+use std::process::Command;
+use strongroom_protocol::jose::JwsAlg;
+use strongroom_tests::kit::*;
+use strongroom_tests::*;
+
+/// Oversized bodies get 413 and oversized headers 400, each with an OAuth error body.
+#[tokio::test]
+async fn oversized_requests_get_oauth_errors() {
+    let ts = TestServer::start_with(|c| {
+        c.limits.max_body_bytes = 4096;
+        c.limits.max_header_bytes = 8192;
+        c.limits.max_jwt_bytes = 1024;
+    })
+    .await;
+    let big = "a".repeat(10_000);
+    let resp = ts
+        .client()
+        .post(ts.url("/token"))
+        .form(&[("grant_type", "client_credentials"), ("x", big.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    let resp = ts.client().get(ts.url("/jwks")).header("x-filler", "b".repeat(9000)).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    // An oversized client assertion is refused as a client error, not a crash.
+    let huge = format!("{}.{}.{}", "e".repeat(1000), "e".repeat(1000), "e".repeat(20));
+    let r = post_form(&ts.client(), &ts.url("/token"), &assertion_form("x", &huge), None).await;
+    assert_error(&r, 401, "invalid_client");
+}
+
+/// `/healthz` answers while alive, `/readyz` when the database answers.
+#[tokio::test]
+async fn health_endpoints() {
+    let ts = TestServer::start().await;
+    for path in ["/healthz", "/readyz"] {
+        let resp = ts.client().get(ts.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+}
+
+/// Keys: the JWKS publishes active and next keys (kid, use, alg; RSA ≥ 2048 bits);
+/// rotation activates the staged key, keeps the retired one published, and tokens signed
+/// before the rotation still introspect as active (F2SP-5.4.1-2, F2SP-5.4.2-3).
+#[tokio::test]
+async fn key_rotation_publishes_before_use_and_keeps_the_retired_key() {
+    let ts = TestServer::start().await;
+    let jwks = || async { ts.client().get(ts.url("/jwks")).send().await.unwrap().json::<Value>().await.unwrap() };
+    let before = jwks().await;
+    let keys = before["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 6, "active + next for ES256, PS256, EdDSA");
+    let mut kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    kids.sort();
+    kids.dedup();
+    assert_eq!(kids.len(), 6, "no duplicate kids");
+    for k in keys {
+        assert_eq!(k["use"], "sig");
+        assert!(["ES256", "PS256", "EdDSA"].contains(&k["alg"].as_str().unwrap()));
+        assert!(k.get("d").is_none(), "public keys only");
+        if k["kty"] == "RSA" {
+            let n = strongroom_protocol::jose::b64url_decode(k["n"].as_str().unwrap()).unwrap();
+            assert!(n.len() * 8 >= 2048);
+        }
+    }
+    let (at, _, id, key) = dpop_token(&ts).await;
+    let old_kid = jwt_header(&at)["kid"].as_str().unwrap().to_string();
+    let activated = ts.server.state.keys.rotate(now()).await.unwrap();
+    let after = jwks().await;
+    let after_kids: Vec<&str> = after["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(after_kids.len(), 9, "retired + active + next per algorithm");
+    assert!(after_kids.contains(&old_kid.as_str()), "the retired key stays published");
+    for kid in &activated {
+        assert!(kids.contains(&kid.as_str()), "the new active key {kid} was published before it was used");
+    }
+    let (new_at, ..) = dpop_token(&ts).await;
+    assert_ne!(jwt_header(&new_at)["kid"], json!(old_kid));
+    let form = with(pkjwt_form(&ts, &id, &key), &[("token", &at)]);
+    let r = post_form(&ts.client(), &ts.url("/introspect"), &form, None).await;
+    assert_eq!(r.body["active"], true, "a token signed before the rotation still verifies");
+}
+
+fn strongroom_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("strongroom");
+    assert!(bin.exists(), "build the CLI first (cargo build -p strongroom): {}", bin.display());
+    bin
+}
+
+fn cli(data: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(strongroom_bin())
+        .args(args)
+        .env("STRONGROOM_DATA_DIR", data)
+        .env_remove("STRONGROOM_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The admin CLI on the server's database: clients add/list/show/remove with metadata
+/// refused by field name, users add/passwd/remove, keys list/rotate.
+#[test]
+fn admin_cli_works_on_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let key = client_key(JwsAlg::ES256);
+    let meta = data.join("client.json");
+    std::fs::write(&meta, json!({"client_id": "cli-app", "profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]}).to_string()).unwrap();
+    let (ok, out, err) = cli(data, &["clients", "add", "--metadata", meta.to_str().unwrap()], None);
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(created["client_id"], "cli-app");
+    assert_eq!(created["metadata"]["require_pushed_authorization_requests"], true);
+    let (ok, out, _) = cli(data, &["clients", "list"], None);
+    assert!(ok && out.contains("cli-app\tfapi2-security\tprivate_key_jwt"), "{out}");
+    let bad = data.join("bad.json");
+    std::fs::write(&bad, json!({"profile": "fapi2-security", "token_endpoint_auth_method": "client_secret_basic", "redirect_uris": ["https://app.example/cb"]}).to_string()).unwrap();
+    let (ok, _, err) = cli(data, &["clients", "add", "--metadata", bad.to_str().unwrap()], None);
+    assert!(!ok && err.contains("token_endpoint_auth_method"), "{err}");
+    std::fs::write(&bad, json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["http://app.example/cb"]}).to_string()).unwrap();
+    let (ok, _, err) = cli(data, &["clients", "add", "--metadata", bad.to_str().unwrap()], None);
+    assert!(!ok && err.contains("redirect_uris"), "{err}");
+    let (ok, out, _) = cli(data, &["clients", "show", "cli-app"], None);
+    assert!(ok && out.contains("\"profile\": \"fapi2-security\""));
+    let (ok, out, err) =
+        cli(data, &["users", "add", "erin", "--claims", r#"{"name":"Erin"}"#], Some("a-long-password\n"));
+    assert!(ok, "{err}");
+    assert!(out.contains("\"username\": \"erin\"") && !out.contains("argon2"), "no hash shown: {out}");
+    let (ok, _, err) = cli(data, &["users", "add", "erin"], Some("another-password\n"));
+    assert!(!ok && err.contains("already exists"), "{err}");
+    assert!(cli(data, &["users", "passwd", "erin"], Some("a-new-password\n")).0);
+    let (ok, out, _) = cli(data, &["keys", "list"], None);
+    assert!(ok && out.lines().filter(|l| l.contains("\tactive\t")).count() == 3, "{out}");
+    assert!(cli(data, &["keys", "rotate"], None).0);
+    let (_, out, _) = cli(data, &["keys", "list"], None);
+    assert_eq!(out.lines().filter(|l| l.contains("\tretired\t")).count(), 3, "{out}");
+    assert!(cli(data, &["users", "remove", "erin"], None).0);
+    assert!(cli(data, &["clients", "remove", "cli-app"], None).0);
+    let (ok, _, err) = cli(data, &["clients", "show", "cli-app"], None);
+    assert!(!ok && err.contains("not found"));
+}
