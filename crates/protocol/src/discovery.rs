@@ -118,7 +118,9 @@ pub fn metadata(ep: &Endpoints, profiles: &[Profile], server_algs: &[JwsAlg]) ->
         "tls_client_certificate_bound_access_tokens": true,
         "require_pushed_authorization_requests": par_required,
         "claims_parameter_supported": false,
-        "request_parameter_supported": false,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": algs,
+        "introspection_signing_alg_values_supported": signing,
         "request_uri_parameter_supported": true,
         "require_request_uri_registration": true,
         "claims_supported": ["sub", "iss", "auth_time", "acr", "name", "given_name", "family_name", "email", "email_verified"],
@@ -185,5 +187,9 @@ mod tests {
         assert!(rts.contains(&json!("code id_token")));
         assert!(d["response_modes_supported"].as_array().unwrap().contains(&json!("jwt")));
         assert_eq!(d["require_pushed_authorization_requests"], json!(false));
+        // R9101-10.5 / R9701-metadata: what is enforced is advertised.
+        assert_eq!(d["request_parameter_supported"], json!(true));
+        assert_eq!(d["request_object_signing_alg_values_supported"], json!(["PS256", "ES256", "EdDSA"]));
+        assert_eq!(d["introspection_signing_alg_values_supported"], json!(["ES256", "PS256"]));
     }
 }
