@@ -193,12 +193,66 @@ pub struct AdminConfig {
     pub token: Option<String>,
 }
 
-/// `[registration]`: dynamic client registration.
-#[derive(Clone, Default, Deserialize, Serialize)]
+/// `[registration]`: dynamic client registration (RFC 7591). Registration is open to
+/// holders of the initial access token and/or of a software statement signed by the
+/// configured directory; with neither configured it is closed.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistrationConfig {
     /// Initial access token required to register clients (at least 32 characters).
     pub initial_access_token: Option<String>,
+    /// The software-statement directory's public keys, as JWK Set JSON text.
+    pub software_statement_jwks: Option<String>,
+    /// A file holding the directory's JWK Set (read at each registration, so the
+    /// directory's keys can be replaced without a restart).
+    pub software_statement_jwks_file: Option<PathBuf>,
+    /// The `iss` every software statement must carry, if set.
+    pub software_statement_issuer: Option<String>,
+    /// Maximum age of a software statement's `iat`, in seconds.
+    pub software_statement_max_age_secs: u64,
+    /// Require a software statement on every registration, even with the initial access token.
+    pub require_software_statement: bool,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            initial_access_token: None,
+            software_statement_jwks: None,
+            software_statement_jwks_file: None,
+            software_statement_issuer: None,
+            software_statement_max_age_secs: 3600,
+            require_software_statement: false,
+        }
+    }
+}
+
+impl RegistrationConfig {
+    /// Whether a software-statement directory is configured.
+    pub fn has_directory(&self) -> bool {
+        self.software_statement_jwks.is_some() || self.software_statement_jwks_file.is_some()
+    }
+
+    /// The directory's JWK Set (public keys only), from the inline value or the file.
+    pub fn directory_jwks(&self) -> Result<Option<jsonwebtoken::jwk::JwkSet>, String> {
+        let text = match (&self.software_statement_jwks, &self.software_statement_jwks_file) {
+            (Some(t), None) => t.clone(),
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            }
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err("set software_statement_jwks or software_statement_jwks_file, not both".into());
+            }
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+        let keys = value.get("keys").and_then(|k| k.as_array()).ok_or("must be a JWK Set with a keys array")?;
+        if keys.iter().any(|k| k.as_object().is_none_or(strongroom_protocol::jose::is_private_jwk)) {
+            return Err("must hold public keys only".into());
+        }
+        let set = serde_json::from_value(value).map_err(|e| format!("not a JWK Set: {e}"))?;
+        Ok(Some(set))
+    }
 }
 
 impl Default for Config {
@@ -310,7 +364,14 @@ impl fmt::Debug for AdminConfig {
 
 impl fmt::Debug for RegistrationConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistrationConfig").field("initial_access_token", &redact(&self.initial_access_token)).finish()
+        f.debug_struct("RegistrationConfig")
+            .field("initial_access_token", &redact(&self.initial_access_token))
+            .field("software_statement_jwks", &self.software_statement_jwks.as_ref().map(|_| "<inline>"))
+            .field("software_statement_jwks_file", &self.software_statement_jwks_file)
+            .field("software_statement_issuer", &self.software_statement_issuer)
+            .field("software_statement_max_age_secs", &self.software_statement_max_age_secs)
+            .field("require_software_statement", &self.require_software_statement)
+            .finish()
     }
 }
 
@@ -562,6 +623,27 @@ impl Config {
         }
         if matches!(&self.registration.initial_access_token, Some(t) if t.chars().count() < 32) {
             p.add("registration.initial_access_token", "must be at least 32 characters");
+        }
+        let r = &self.registration;
+        if let Err(m) = r.directory_jwks() {
+            let key = if r.software_statement_jwks.is_some() {
+                "registration.software_statement_jwks"
+            } else {
+                "registration.software_statement_jwks_file"
+            };
+            p.add(key, m);
+        }
+        if r.software_statement_max_age_secs == 0 {
+            p.add("registration.software_statement_max_age_secs", "must be at least 1 second");
+        }
+        if matches!(&r.software_statement_issuer, Some(i) if i.is_empty()) {
+            p.add("registration.software_statement_issuer", "must not be empty");
+        }
+        if (r.software_statement_issuer.is_some() || r.require_software_statement) && !r.has_directory() {
+            p.add(
+                "registration.software_statement_jwks",
+                "is required when software_statement_issuer or require_software_statement is set",
+            );
         }
 
         p.into_result()
