@@ -55,14 +55,16 @@ async fn key_rotation_publishes_before_use_and_keeps_the_retired_key() {
     let ts = TestServer::start().await;
     let jwks = || async { ts.client().get(ts.url("/jwks")).send().await.unwrap().json::<Value>().await.unwrap() };
     let before = jwks().await;
-    let keys = before["keys"].as_array().unwrap();
+    let all = before["keys"].as_array().unwrap();
+    let enc: Vec<&Value> = all.iter().filter(|k| k["use"] == "enc").collect();
+    assert_eq!(enc.len(), 2, "one RSA-OAEP-256 and one ECDH-ES encryption key (F2SP-6-keys: single-purpose keys)");
+    let keys: Vec<&Value> = all.iter().filter(|k| k["use"] == "sig").collect();
     assert_eq!(keys.len(), 6, "active + next for ES256, PS256, EdDSA");
     let mut kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
     kids.sort();
     kids.dedup();
     assert_eq!(kids.len(), 6, "no duplicate kids");
-    for k in keys {
-        assert_eq!(k["use"], "sig");
+    for k in &keys {
         assert!(["ES256", "PS256", "EdDSA"].contains(&k["alg"].as_str().unwrap()));
         assert!(k.get("d").is_none(), "public keys only");
         if k["kty"] == "RSA" {
@@ -74,7 +76,13 @@ async fn key_rotation_publishes_before_use_and_keeps_the_retired_key() {
     let old_kid = jwt_header(&at)["kid"].as_str().unwrap().to_string();
     let activated = ts.server.state.keys.rotate(now()).await.unwrap();
     let after = jwks().await;
-    let after_kids: Vec<&str> = after["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    let after_kids: Vec<&str> = after["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["use"] == "sig")
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
     assert_eq!(after_kids.len(), 9, "retired + active + next per algorithm");
     assert!(after_kids.contains(&old_kid.as_str()), "the retired key stays published");
     for kid in &activated {

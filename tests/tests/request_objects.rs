@@ -132,3 +132,69 @@ async fn parameters_outside_the_object_are_not_used() {
     let stored = ts.server.state.store.get_pushed_request(uri).await.unwrap().unwrap();
     assert_eq!(stored.data["scope"], "openid accounts");
 }
+
+/// Encrypts a signed request object to the server's published key of `alg` with josekit.
+async fn encrypt_to_server(ts: &TestServer, signed: &str, alg: &str, enc: &str) -> String {
+    let jwks: Value = ts.client().get(ts.url("/jwks")).send().await.unwrap().json().await.unwrap();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["use"] == "enc" && k["alg"] == alg)
+        .expect("published encryption key")
+        .clone();
+    let jwk = josekit::jwk::Jwk::from_bytes(key.to_string().as_bytes()).unwrap();
+    let mut header = josekit::jwe::JweHeader::new();
+    header.set_content_encryption(enc);
+    header.set_content_type("JWT");
+    header.set_key_id(key["kid"].as_str().unwrap());
+    match alg {
+        "RSA-OAEP-256" => josekit::jwe::serialize_compact(
+            signed.as_bytes(),
+            &header,
+            &josekit::jwe::RSA_OAEP_256.encrypter_from_jwk(&jwk).unwrap(),
+        )
+        .unwrap(),
+        _ => josekit::jwe::serialize_compact(
+            signed.as_bytes(),
+            &header,
+            &josekit::jwe::ECDH_ES.encrypter_from_jwk(&jwk).unwrap(),
+        )
+        .unwrap(),
+    }
+}
+
+/// Issue "Message signing": encrypted request objects (RSA-OAEP-256 and ECDH-ES, with
+/// A256GCM and A128CBC-HS256) to the keys the server publishes (`use: enc`), nested JWS
+/// inside; a tampered JWE or one for a key the server does not have is refused.
+#[tokio::test]
+async fn encrypted_request_objects_are_accepted() {
+    let ts = TestServer::start().await;
+    let (id, key) = ms_client(&ts).await;
+    for (alg, enc) in [("RSA-OAEP-256", "A256GCM"), ("ECDH-ES", "A128CBC-HS256"), ("ECDH-ES", "A256GCM")] {
+        let signed = sign_object(&key, &object_claims(&id, &ts.issuer));
+        let jwe = encrypt_to_server(&ts, &signed, alg, enc).await;
+        assert_eq!(jwe.split('.').count(), 5);
+        let (status, body) = push(&ts, &id, &key, &[("request", &jwe)]).await;
+        assert_eq!(status, 201, "{alg}/{enc}: {body}");
+    }
+    // Tampered ciphertext.
+    let signed = sign_object(&key, &object_claims(&id, &ts.issuer));
+    let jwe = encrypt_to_server(&ts, &signed, "ECDH-ES", "A256GCM").await;
+    let mut parts: Vec<String> = jwe.split('.').map(str::to_string).collect();
+    parts[3] = strongroom_protocol::jose::b64url(b"not the ciphertext");
+    let (status, body) = push(&ts, &id, &key, &[("request", &parts.join("."))]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request_object")));
+    // Encrypted to a key of somebody else.
+    let other = josekit::jwe::ECDH_ES.generate_ec_key_pair(josekit::jwk::alg::ec::EcCurve::P256).unwrap();
+    let mut header = josekit::jwe::JweHeader::new();
+    header.set_content_encryption("A256GCM");
+    let foreign = josekit::jwe::serialize_compact(
+        signed.as_bytes(),
+        &header,
+        &josekit::jwe::ECDH_ES.encrypter_from_jwk(&other.to_jwk_public_key()).unwrap(),
+    )
+    .unwrap();
+    let (status, body) = push(&ts, &id, &key, &[("request", &foreign)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request_object")));
+}

@@ -120,6 +120,8 @@ pub fn metadata(ep: &Endpoints, profiles: &[Profile], server_algs: &[JwsAlg]) ->
         "claims_parameter_supported": false,
         "request_parameter_supported": true,
         "request_object_signing_alg_values_supported": algs,
+        "request_object_encryption_alg_values_supported": ["RSA-OAEP-256", "ECDH-ES"],
+        "request_object_encryption_enc_values_supported": ["A256GCM", "A128CBC-HS256"],
         "introspection_signing_alg_values_supported": signing,
         "request_uri_parameter_supported": true,
         "require_request_uri_registration": true,

@@ -55,6 +55,26 @@ impl KeyEncryptionKey {
 struct Loaded {
     active: HashMap<JwsAlg, Arc<LocalSigningKey>>,
     published: Vec<Value>,
+    decryption: Vec<DecryptionKey>,
+}
+
+/// JWE key-management algorithms of the server's encryption keys, with the signing
+/// algorithm whose key type they share (RSA for RSA-OAEP-256, P-256 for ECDH-ES).
+#[cfg(feature = "jwe")]
+pub const ENCRYPTION_ALGS: &[(&str, JwsAlg)] = &[("RSA-OAEP-256", JwsAlg::PS256), ("ECDH-ES", JwsAlg::ES256)];
+/// No encryption keys without the `jwe` feature.
+#[cfg(not(feature = "jwe"))]
+pub const ENCRYPTION_ALGS: &[(&str, JwsAlg)] = &[];
+
+/// A private key for decrypting what clients encrypt to the server (request objects).
+#[derive(Clone)]
+pub struct DecryptionKey {
+    /// Key id.
+    pub kid: String,
+    /// JWE `alg`.
+    pub alg: String,
+    /// PKCS#8 DER.
+    pub pkcs8: Vec<u8>,
 }
 
 /// The signing keys in use, loaded from the store.
@@ -89,7 +109,7 @@ impl KeyRing {
             kek,
             algs,
             overlap_secs: i64::try_from(overlap_secs).unwrap_or(i64::MAX / 2),
-            loaded: RwLock::new(Loaded { active: HashMap::new(), published: Vec::new() }),
+            loaded: RwLock::new(Loaded { active: HashMap::new(), published: Vec::new(), decryption: Vec::new() }),
         };
         ring.ensure_keys(now).await?;
         ring.reload(now).await?;
@@ -105,6 +125,32 @@ impl KeyRing {
                 }
             }
         }
+        for (enc_alg, key_type) in ENCRYPTION_ALGS {
+            if !keys.iter().any(|k| k.alg == *enc_alg && k.state == KeyState::Active) {
+                self.create_encryption_key(enc_alg, *key_type, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// F2SP-6-keys: encryption keys are separate from signing keys (`use: enc`).
+    async fn create_encryption_key(&self, enc_alg: &str, key_type: JwsAlg, now: i64) -> anyhow::Result<()> {
+        let kid = format!("enc-{}-{}", enc_alg.to_lowercase(), &random_token()[..12]);
+        let (key, pkcs8) =
+            LocalSigningKey::generate(kid.clone(), key_type).map_err(|e| anyhow!("key generation: {e}"))?;
+        let mut jwk = key.public_jwk();
+        jwk["use"] = "enc".into();
+        jwk["alg"] = enc_alg.into();
+        let record = KeyRecord {
+            kid: kid.clone(),
+            alg: enc_alg.to_string(),
+            state: KeyState::Active,
+            public_jwk: jwk,
+            private_encrypted: self.kek.seal(&pkcs8, kid.as_bytes())?,
+            created_at: now,
+            state_changed_at: now,
+        };
+        self.store.insert_key(&record).await.context("storing an encryption key")?;
         Ok(())
     }
 
@@ -129,7 +175,16 @@ impl KeyRing {
         let records = self.store.list_keys().await?;
         let mut active = HashMap::new();
         let mut published = Vec::new();
+        let mut decryption = Vec::new();
         for r in &records {
+            if ENCRYPTION_ALGS.iter().any(|(a, _)| *a == r.alg) {
+                if r.state == KeyState::Active {
+                    published.push(r.public_jwk.clone());
+                    let pkcs8 = self.kek.open(&r.private_encrypted, r.kid.as_bytes())?;
+                    decryption.push(DecryptionKey { kid: r.kid.clone(), alg: r.alg.clone(), pkcs8 });
+                }
+                continue;
+            }
             let visible = match r.state {
                 KeyState::Next => true,
                 KeyState::Active => true,
@@ -151,7 +206,7 @@ impl KeyRing {
         }
         let active = active.into_iter().map(|(a, (_, k))| (a, k)).collect();
         let mut guard = self.loaded.write().map_err(|_| anyhow!("key ring lock poisoned"))?;
-        *guard = Loaded { active, published };
+        *guard = Loaded { active, published, decryption };
         Ok(())
     }
 
@@ -199,9 +254,19 @@ impl KeyRing {
         json!({ "keys": keys })
     }
 
-    /// The published keys as a typed set, for verifying the server's own tokens.
+    /// The published signing keys as a typed set, for verifying the server's own tokens.
     pub fn public_set(&self) -> JwkSet {
-        serde_json::from_value(self.jwks()).unwrap_or_default()
+        let keys: Vec<Value> = self
+            .loaded
+            .read()
+            .map(|l| l.published.iter().filter(|k| k["use"] == "sig").cloned().collect())
+            .unwrap_or_default();
+        serde_json::from_value(json!({ "keys": keys })).unwrap_or_default()
+    }
+
+    /// The keys that decrypt what clients encrypt to the server.
+    pub fn decryption_keys(&self) -> Vec<DecryptionKey> {
+        self.loaded.read().map(|l| l.decryption.clone()).unwrap_or_default()
     }
 
     /// Every stored key, for `keys list`.

@@ -8,6 +8,7 @@ pub mod demo_flow;
 pub mod dev;
 pub mod http;
 pub mod issue;
+pub mod jwe;
 pub mod jwks_fetch;
 pub mod keys;
 pub mod pages;

@@ -31,6 +31,17 @@ pub async fn request_object_params(
     now: i64,
 ) -> Result<Params, ErrorResponse> {
     let invalid = |d: &'static str| ErrorResponse::from(OAuthError::new(ErrorCode::InvalidRequestObject, d));
+    let decrypted;
+    let object = if crate::jwe::is_jwe(object) {
+        decrypted = crate::jwe::decrypt_request_object(
+            object,
+            &state.keys.decryption_keys(),
+            state.config.limits.max_jwt_bytes,
+        )?;
+        decrypted.as_str()
+    } else {
+        object
+    };
     let jws = ParsedJws::parse(object, state.config.limits.max_jwt_bytes)
         .map_err(|_| invalid("the request object is not a signed JWT with an allowed algorithm"))?;
     super::client_auth::verify_client_signature(state, client, &jws, now)

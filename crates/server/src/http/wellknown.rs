@@ -11,7 +11,13 @@ use strongroom_protocol::policy::Profile;
 /// `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`
 /// (F2SP-5.3.2.1-1: the same document under both names).
 pub async fn openid_configuration(State(state): State<AppRef>) -> Response {
-    let doc = discovery::metadata(&state.endpoints, &Profile::ALL, &state.keys.algorithms());
+    #[allow(unused_mut)]
+    let mut doc = discovery::metadata(&state.endpoints, &Profile::ALL, &state.keys.algorithms());
+    #[cfg(not(feature = "jwe"))]
+    if let Some(m) = doc.as_object_mut() {
+        m.remove("request_object_encryption_alg_values_supported");
+        m.remove("request_object_encryption_enc_values_supported");
+    }
     let mut resp = axum::Json(doc).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     resp
