@@ -348,7 +348,9 @@ impl Guard {
             if let Some((proof_jti, until)) = &dpop_jti
                 && !state.record_dpop_jti(proof_jti, *until).await
             {
-                return Err(self.reject(Scheme::Dpop, OAuthError::invalid_dpop_proof("the DPoP proof was already used")));
+                return Err(
+                    self.reject(Scheme::Dpop, OAuthError::invalid_dpop_proof("the DPoP proof was already used"))
+                );
             }
         }
 
