@@ -263,7 +263,7 @@ pub fn apply_statement(metadata: &mut Map<String, Value>, st: &SoftwareStatement
 pub fn check_no_server_fields(metadata: &Map<String, Value>) -> Result<(), MetadataError> {
     match SERVER_ASSIGNED_FIELDS.iter().find(|f| metadata.contains_key(**f)) {
         None => Ok(()),
-        Some(f) => Err(err(ErrorCode::InvalidClientMetadata, *f, "is assigned by the server and may not be sent")),
+        Some(f) => Err(err(ErrorCode::InvalidClientMetadata, f, "is assigned by the server and may not be sent")),
     }
 }
 
