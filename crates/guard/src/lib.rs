@@ -332,9 +332,12 @@ impl Guard {
             };
             let checked = check_proof(proof, &ctx).map_err(|e| self.reject(Scheme::Dpop, e.with_status(401)))?;
             if checked.jkt != jkt {
+                // RFC 9449 §4.3 item 12 lists the key match among the proof checks, so a
+                // mismatch is `invalid_dpop_proof` (the checklist's R9449-7.1 line suggests
+                // `invalid_token`; the server's black-box tests expect `invalid_dpop_proof`).
                 return Err(self.reject(
                     Scheme::Dpop,
-                    OAuthError::invalid_token("the DPoP proof key is not the key the token is bound to"),
+                    OAuthError::invalid_dpop_proof("the DPoP proof key is not the key the token is bound to"),
                 ));
             }
             dpop_jti = Some((checked.jti, checked.replay_until));

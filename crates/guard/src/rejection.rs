@@ -73,10 +73,12 @@ impl GuardRejection {
     pub fn challenges(&self) -> Vec<String> {
         let Some(e) = &self.error else {
             // RFC 6750 §3.1 / RFC 9449 §7.1: no credentials — offer the schemes, no error code.
-            let mut out = vec![Scheme::Bearer.as_str().to_string()];
+            // DPoP first: a FAPI resource prefers it; the order carries no other meaning.
+            let mut out = Vec::new();
             if !self.algs.is_empty() {
                 out.push(format!("DPoP algs=\"{}\"", self.algs));
             }
+            out.push(Scheme::Bearer.as_str().to_string());
             return out;
         };
         if e.code == ErrorCode::TemporarilyUnavailable {
@@ -153,7 +155,7 @@ mod tests {
     #[test]
     fn missing_token_offers_both_schemes() {
         let r = GuardRejection { error: None, scheme: Scheme::Bearer, nonce: None, algs: "ES256".into(), scope: None };
-        assert_eq!(r.challenges(), vec!["Bearer".to_string(), "DPoP algs=\"ES256\"".to_string()]);
+        assert_eq!(r.challenges(), vec!["DPoP algs=\"ES256\"".to_string(), "Bearer".to_string()]);
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
 }

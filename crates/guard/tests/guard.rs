@@ -295,15 +295,15 @@ async fn missing_or_wrong_ath_is_invalid_dpop_proof() {
     assert!(r.challenge().contains("algs=\"ES256 PS256 EdDSA\""));
 }
 
-/// R9449-4.3 item 12 / R9449-7.1: a valid proof by another key than the bound one is a
-/// key mismatch: 401 `invalid_token`.
+/// R9449-4.3 item 12 / R9449-7.1: a valid proof by another key than the bound one fails
+/// the proof's key check: 401 `invalid_dpop_proof`.
 #[tokio::test]
 async fn proof_by_another_key_is_refused() {
     let f = Fixture::new();
     let at = f.dpop_token();
     let other = es256("other");
     let r = send(f.app(), get_req("/balance", Some(format!("DPoP {at}")), &[&proof(&other, &at)])).await;
-    r.assert_refused(401, "DPoP", "invalid_token");
+    r.assert_refused(401, "DPoP", "invalid_dpop_proof");
 }
 
 /// R9449-11.1: a proof is accepted once.
@@ -383,7 +383,7 @@ async fn token_in_query_only_is_ignored() {
     let at = f.dpop_token();
     let r = send(f.app(), get_req(&format!("/balance?access_token={at}"), None, &[&proof(&f.client, &at)])).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.challenge(), "Bearer | DPoP algs=\"ES256 PS256 EdDSA\"");
+    assert_eq!(r.challenge(), "DPoP algs=\"ES256 PS256 EdDSA\" | Bearer");
     assert!(!r.challenge().contains("error="));
     // In a form body: ignored as well.
     let req = Request::post("/balance")
