@@ -80,18 +80,48 @@ fn no_content() -> Response {
     resp
 }
 
-/// A service failure as an admin API response.
-fn service_error(e: ServiceError) -> Response {
+/// Why an admin call failed.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The admin API is off (no `admin.token`): a bare 404, as for any unknown path.
+    Off,
+    /// The admin token is missing or wrong: 401 with a Bearer challenge.
+    Unauthorized,
+    /// A JSON error: status, `error` code and description.
+    Json(StatusCode, &'static str, String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Off => StatusCode::NOT_FOUND.into_response(),
+            ApiError::Unauthorized => {
+                let mut resp = error(StatusCode::UNAUTHORIZED, "invalid_token", "the admin token is missing or wrong");
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"strongroom-admin\""));
+                resp
+            }
+            ApiError::Json(status, code, description) => error(status, code, &description),
+        }
+    }
+}
+
+fn bad_request(description: impl Into<String>) -> ApiError {
+    ApiError::Json(StatusCode::BAD_REQUEST, "invalid_request", description.into())
+}
+
+/// A service failure as an admin API error.
+fn service_error(e: ServiceError) -> ApiError {
     match e {
         ServiceError::Metadata(m) => {
-            error(StatusCode::BAD_REQUEST, m.code.as_str(), &format!("{}: {}", m.field, m.message))
+            ApiError::Json(StatusCode::BAD_REQUEST, m.code.as_str(), format!("{}: {}", m.field, m.message))
         }
-        ServiceError::Invalid(m) => error(StatusCode::BAD_REQUEST, "invalid_request", &m),
-        ServiceError::Exists(m) => error(StatusCode::CONFLICT, "conflict", &format!("{m} already exists")),
-        ServiceError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", &format!("{m} not found")),
+        ServiceError::Invalid(m) => bad_request(m),
+        ServiceError::Exists(m) => ApiError::Json(StatusCode::CONFLICT, "conflict", format!("{m} already exists")),
+        ServiceError::NotFound(m) => ApiError::Json(StatusCode::NOT_FOUND, "not_found", format!("{m} not found")),
         ServiceError::Store(e) => {
             tracing::error!(error = %e, "admin API: store failure");
-            error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "storage is unavailable")
+            ApiError::Json(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "storage is unavailable".into())
         }
     }
 }
@@ -101,16 +131,16 @@ fn service_error(e: ServiceError) -> Response {
 pub struct Admin;
 
 impl FromRequestParts<AppRef> for Admin {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppRef) -> Result<Self, Self::Rejection> {
         check_admin_token(state, &parts.headers).map(|()| Admin)
     }
 }
 
-fn check_admin_token(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn check_admin_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(want) = state.config.admin.token.as_deref() else {
-        return Err(StatusCode::NOT_FOUND.into_response());
+        return Err(ApiError::Off);
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -122,21 +152,19 @@ fn check_admin_token(state: &AppState, headers: &HeaderMap) -> Result<(), Respon
     if !given.is_empty() && bool::from(given.as_bytes().ct_eq(want.as_bytes())) {
         return Ok(());
     }
-    let mut resp = error(StatusCode::UNAUTHORIZED, "invalid_token", "the admin token is missing or wrong");
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"strongroom-admin\""));
-    Err(resp)
+    Err(ApiError::Unauthorized)
 }
 
 /// Decodes a JSON body into `T`; anything else is a 400 naming the problem.
-fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> Result<T, Response> {
+fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.to_ascii_lowercase().starts_with("application/json") {
-        return Err(error(StatusCode::BAD_REQUEST, "invalid_request", "the body must be application/json"));
+        return Err(bad_request("the body must be application/json"));
     }
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", &format!("body: {e}")))
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("body: {e}")))
 }
 
-type AdminResult = Result<Response, Response>;
+type AdminResult = Result<Response, ApiError>;
 
 /// `GET /admin`: what this API offers.
 async fn index(_: Admin) -> Response {
@@ -262,7 +290,7 @@ async fn revoke(_: Admin, State(state): State<AppRef>, headers: HeaderMap, body:
         (Some(c), None) if !c.is_empty() => RevokeTarget::Client(c),
         (None, Some(s)) if !s.is_empty() => RevokeTarget::Subject(s),
         _ => {
-            return Err(error(StatusCode::BAD_REQUEST, "invalid_request", "give exactly one of client_id and subject"));
+            return Err(bad_request("give exactly one of client_id and subject"));
         }
     };
     let revoked = service::revoke_grants(&state.store, &target).await.map_err(service_error)?;

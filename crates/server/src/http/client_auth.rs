@@ -172,3 +172,37 @@ pub async fn verify_client_signature(
         Err(_) => Err(refuse()),
     }
 }
+
+/// A client endpoint's request: the form, decoded once, and the client it authenticated
+/// (the receiving endpoint is the request path, for assertion audiences).
+pub struct ClientRequest {
+    /// The form parameters.
+    pub form: super::Params,
+    /// The authenticated client.
+    pub auth: AuthenticatedClient,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The listener the request arrived on.
+    pub listener: Listener,
+}
+
+impl axum::extract::FromRequest<AppRef> for ClientRequest {
+    type Rejection = ErrorResponse;
+
+    async fn from_request(req: axum::extract::Request, state: &AppRef) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let conn = parts.extensions.get::<ConnectionInfo>().cloned().ok_or_else(|| {
+            tracing::error!("request without connection information");
+            ErrorResponse::from(OAuthError::server_error())
+        })?;
+        let listener = parts.extensions.get::<Listener>().copied().unwrap_or(Listener::Public);
+        let bytes = axum::body::to_bytes(body, state.config.limits.max_body_bytes).await.map_err(|_| {
+            let mut e = ErrorResponse::from(OAuthError::invalid_request("request body is too large"));
+            e.error.status = 413;
+            e
+        })?;
+        let form = super::parse_form(&parts.headers, &bytes)?;
+        let auth = authenticate(state, &form, &parts.headers, &conn, listener, parts.uri.path()).await?;
+        Ok(ClientRequest { form, auth, headers: parts.headers, listener })
+    }
+}

@@ -1,18 +1,14 @@
 //! Introspection (RFC 7662, RFC 9701) and revocation (RFC 7009).
 
-use super::client_auth::authenticate;
-use super::{AppRef, ErrorResponse, HttpResult, no_store_json, parse_form};
+use super::client_auth::ClientRequest;
+use super::{AppRef, ErrorResponse, HttpResult, no_store_json};
 use crate::issue;
-use crate::state::{AppState, Listener, now};
-use crate::tls::ConnectionInfo;
-use axum::Extension;
-use axum::body::Bytes;
+use crate::state::{AppState, now};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use strongroom_protocol::OAuthError;
-use strongroom_protocol::discovery::paths;
 use strongroom_protocol::jose::{JwsAlg, ParsedJws, sha256_b64url};
 use strongroom_protocol::tokens::ACCESS_TOKEN_TYP;
 use strongroom_store::{TokenKind, TokenRecord};
@@ -68,13 +64,8 @@ fn introspection_of(state: &AppState, t: &TokenRecord) -> Value {
 /// `{"active": false}` (R7662-2.2).
 pub async fn introspect(
     State(state): State<AppRef>,
-    Extension(conn): Extension<ConnectionInfo>,
-    Extension(listener): Extension<Listener>,
-    headers: HeaderMap,
-    body: Bytes,
+    ClientRequest { form, auth, headers, .. }: ClientRequest,
 ) -> Result<Response, ErrorResponse> {
-    let form = parse_form(&headers, &body)?;
-    let auth = authenticate(&state, &form, &headers, &conn, listener, paths::INTROSPECT).await?;
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let now = now();
     let record = find_token(&state, token).await?;
@@ -116,13 +107,8 @@ pub async fn introspect(
 /// token ends its whole grant (R7009-2-rt). Unknown tokens also get 200 (R7009-2.2).
 pub async fn revoke(
     State(state): State<AppRef>,
-    Extension(conn): Extension<ConnectionInfo>,
-    Extension(listener): Extension<Listener>,
-    headers: HeaderMap,
-    body: Bytes,
+    ClientRequest { form, auth, .. }: ClientRequest,
 ) -> Result<Response, ErrorResponse> {
-    let form = parse_form(&headers, &body)?;
-    let auth = authenticate(&state, &form, &headers, &conn, listener, paths::REVOKE).await?;
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     if let Some(t) = find_token(&state, token).await?
         && t.client_id == auth.client.client_id

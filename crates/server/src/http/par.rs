@@ -1,14 +1,11 @@
 //! Pushed authorization requests (RFC 9126).
 
-use super::client_auth::authenticate;
+use super::client_auth::ClientRequest;
 use super::dpop::proof_of;
-use super::{AppRef, ErrorResponse, no_store_json, parse_form};
-use crate::state::{Listener, now};
-use crate::tls::ConnectionInfo;
-use axum::Extension;
-use axum::body::Bytes;
+use super::{AppRef, ErrorResponse, no_store_json};
+use crate::state::now;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 use strongroom_protocol::OAuthError;
@@ -59,13 +56,8 @@ pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 /// (R9126-2.2, F2SP-5.3.2.2-12). Errors use the token-endpoint format (R9126-2.3).
 pub async fn par(
     State(state): State<AppRef>,
-    Extension(conn): Extension<ConnectionInfo>,
-    Extension(listener): Extension<Listener>,
-    headers: HeaderMap,
-    body: Bytes,
+    ClientRequest { form, auth, headers, listener }: ClientRequest,
 ) -> Result<Response, ErrorResponse> {
-    let form = parse_form(&headers, &body)?;
-    let auth = authenticate(&state, &form, &headers, &conn, listener, paths::PAR).await?;
     // R9126-2.1: a pushed request never carries request_uri.
     if form.contains_key("request_uri") {
         return Err(OAuthError::invalid_request("request_uri must not be pushed").into());

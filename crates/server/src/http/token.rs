@@ -1,16 +1,13 @@
 //! The token endpoint (RFC 6749 §3.2): `authorization_code`, `refresh_token` and
 //! `client_credentials`, every token sender-constrained as the client's profile demands.
 
-use super::client_auth::{AuthenticatedClient, authenticate};
+use super::client_auth::{AuthenticatedClient, ClientRequest};
 use super::dpop::{fresh_nonce, proof_of};
-use super::{AppRef, ErrorResponse, HttpResult, Params, no_store_json, parse_form};
+use super::{AppRef, ErrorResponse, HttpResult, Params, no_store_json};
 use crate::issue::{self, Grant};
-use crate::state::{Listener, now};
-use crate::tls::ConnectionInfo;
-use axum::Extension;
-use axum::body::Bytes;
+use crate::state::now;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 use strongroom_protocol::authz::AuthorizationRequest;
@@ -44,13 +41,8 @@ pub struct CodeData {
 /// `POST /token`.
 pub async fn token(
     State(state): State<AppRef>,
-    Extension(conn): Extension<ConnectionInfo>,
-    Extension(listener): Extension<Listener>,
-    headers: HeaderMap,
-    body: Bytes,
+    ClientRequest { form, auth, headers, listener }: ClientRequest,
 ) -> Result<Response, ErrorResponse> {
-    let form = parse_form(&headers, &body)?;
-    let auth = authenticate(&state, &form, &headers, &conn, listener, paths::TOKEN).await?;
     let proof = proof_of(&state, &headers, listener, paths::TOKEN, "POST").await?;
     let dpop_jkt = proof.as_ref().map(|p| p.jkt.clone());
     let grant_type = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
