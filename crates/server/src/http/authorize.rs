@@ -89,6 +89,10 @@ async fn begin(state: &AppRef, params: &Params, headers: &HeaderMap) -> Step<Res
         state.client(client_id).await.map_err(|e| store_page(state, e))?.ok_or_else(|| {
             error_page(state, &OAuthError::invalid_request("the application (client_id) is not known"))
         })?;
+    // R9101-5-excl: `request` and `request_uri` never come together.
+    if params.contains_key("request") && params.contains_key("request_uri") {
+        return Err(error_page(state, &OAuthError::invalid_request("request and request_uri must not both be sent")));
+    }
     let (request_uri, request) = match params.get("request_uri") {
         // F2SP-client-5.3.3.2-6, R9101-6.3: only the pushed parameters count; anything
         // else on the front channel is ignored.
