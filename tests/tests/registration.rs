@@ -549,3 +549,66 @@ async fn dcr_client_cannot_use_an_unregistered_auth_method() {
     assert_eq!(r.body["error"], "invalid_client", "{}", r.text);
     assert!(r.body.get("access_token").is_none());
 }
+
+/// R7591-2.3, F2SP-5.3.2.2-1, F2SP-5.3.2.1-6: a client registered by DCR with a software
+/// statement completes a FAPI 2.0 authorization code flow (PAR with DPoP, login, consent,
+/// code at the statement's redirect URI, DPoP-bound tokens).
+#[tokio::test]
+async fn software_statement_client_completes_a_fapi2_authorization_code_flow() {
+    let directory = client_key(JwsAlg::ES256);
+    let ts = with_directory(&directory).await;
+    strongroom_server::service::add_user(&ts.server.state.store, "carol", "carol-password-1", json!({}), now())
+        .await
+        .expect("user");
+    let key = client_key(JwsAlg::ES256);
+    let ssa = statement(&directory, statement_claims(json!({})));
+    let m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "software_statement": ssa});
+    let id = assert_registered(&dcr(&ts, None, &m).await);
+
+    let dkey = client_key(JwsAlg::ES256);
+    let (verifier, challenge) = pkce_pair();
+    let redirect_uri = "https://acme.example/cb2";
+    let par_url = ts.url("/par");
+    let form = with(
+        assertion_form(&id, &assertion(&key, &assertion_claims(&id, &ts.issuer))),
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid accounts"),
+            ("state", "st-1"),
+            ("nonce", "n-1"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let par = post_form(&ts.client(), &par_url, &form, Some(&dpop_proof(&dkey, "POST", &par_url, None, None))).await;
+    assert_eq!(par.status, 201, "{}", par.text);
+    let request_uri = par.body["request_uri"].as_str().expect("request_uri");
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &id)
+        .append_pair("request_uri", request_uri)
+        .finish();
+    let done =
+        sign_in_and_decide(&ts, &ts.url(&format!("/authorize?{q}")), "carol", "carol-password-1", "approve").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let location = done.location().expect("location");
+    assert!(location.starts_with(&format!("{redirect_uri}?")), "{location}");
+    let p = redirect_params(&location);
+    assert_eq!(p.get("iss"), Some(&ts.issuer));
+
+    let token_url = ts.url("/token");
+    let form = with(
+        assertion_form(&id, &assertion(&key, &assertion_claims(&id, &ts.issuer))),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &p["code"]),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", &verifier),
+        ],
+    );
+    let r = post_form(&ts.client(), &token_url, &form, Some(&dpop_proof(&dkey, "POST", &token_url, None, None))).await;
+    assert_token(&r);
+    assert_eq!(r.body["token_type"], "DPoP");
+    assert_eq!(jwt_claims(&r.access_token())["cnf"]["jkt"], json!(thumbprint(&dkey)));
+    assert_eq!(jwt_claims(r.body["id_token"].as_str().expect("id_token"))["aud"], json!(id));
+}
