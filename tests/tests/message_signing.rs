@@ -322,3 +322,24 @@ async fn fapi1_refusals() {
     assert_eq!(resp.status(), 400);
     assert!(resp.headers().get("location").is_none());
 }
+
+/// JARM-5-default: a client that registered no `authorization_signed_response_alg` gets
+/// JARM responses signed with the server's default (ES256, never RS256).
+#[tokio::test]
+async fn jarm_default_algorithm_is_es256() {
+    let ts = TestServer::start().await;
+    add_user(&ts).await;
+    let key = client_key(JwsAlg::ES256);
+    let id = ts
+        .register(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": [callback(&ts)]}))
+        .await;
+    let app = MsApp { id, key, dpop: client_key(JwsAlg::ES256) };
+    let (_, challenge) = pkce_pair();
+    let claims = base_claims(&ts, &app.id, "code", Some("query.jwt"), Some(&challenge));
+    let url = push_object(&ts, &app, &claims).await;
+    let done = sign_in_and_decide(&ts, &url, "carol", PASSWORD, "approve").await;
+    let jwt = redirect_params(&done.location().unwrap())["response"].clone();
+    assert_eq!(jwt_header(&jwt)["alg"], "ES256");
+    let c = verify_rust(&jwks(&ts).await, &jwt, &app.id, &ts.issuer);
+    assert!(c["code"].is_string());
+}

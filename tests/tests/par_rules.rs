@@ -136,3 +136,30 @@ async fn small_ec_keys_are_refused_at_registration() {
     let err = strongroom_server::service::add_client(&ts.server.state.store, meta, now()).await.unwrap_err();
     assert!(err.to_string().starts_with("jwks"), "{err}");
 }
+
+/// R9126-4-validate: a pushed request is validated again at the authorization endpoint —
+/// a client removed after its push gets the error page, not a login.
+#[tokio::test]
+async fn client_removed_after_push_is_refused() {
+    let ts = TestServer::start().await;
+    let (id, key) = fapi2_client(&ts).await;
+    let dkey = client_key(JwsAlg::ES256);
+    let r = post_form(
+        &ts.client(),
+        &ts.url("/par"),
+        &par_form(&ts, &id, &key, &[]),
+        Some(&dpop_proof(&dkey, "POST", &ts.url("/par"), None, None)),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let uri = r.body["request_uri"].as_str().unwrap().to_string();
+    strongroom_server::service::remove_client(&ts.server.state.store, &id).await.unwrap();
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &id)
+        .append_pair("request_uri", &uri)
+        .finish();
+    let resp = ts.client().get(ts.url(&format!("/authorize?{q}"))).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.headers().get("location").is_none());
+    assert!(!resp.text().await.unwrap().contains("name=\"password\""), "no login form");
+}
