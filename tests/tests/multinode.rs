@@ -155,3 +155,104 @@ async fn tokens_from_one_node_introspect_at_the_other() {
     assert_eq!(body["active"], true);
     assert_eq!(body["cnf"]["jkt"], json!(thumbprint(&dkey)));
 }
+
+/// Issue "FAPI 2.0 flow", several nodes: PAR on node A, sign-in and consent on node B,
+/// the token from node A, UserInfo at node B — one service.
+#[tokio::test]
+async fn a_flow_across_two_nodes_succeeds() {
+    let Some((a, b)) = two_nodes().await else { return };
+    strongroom_server::service::add_user(&a.server.state.store, "nina", "password-123", json!({"name": "Nina"}), now())
+        .await
+        .unwrap();
+    let key = client_key(JwsAlg::ES256);
+    let redirect = a.url("/demo/callback");
+    let id = a
+        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": [redirect]}))
+        .await;
+    let dkey = client_key(JwsAlg::ES256);
+    let (verifier, challenge) = pkce_pair();
+    let mut form = assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer)));
+    form.extend(
+        [
+            ("response_type", "code"),
+            ("redirect_uri", redirect.as_str()),
+            ("scope", "openid profile"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("state", "xs"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let par: Value = a
+        .client()
+        .post(a.url("/par"))
+        .header("DPoP", dpop_proof(&dkey, "POST", &a.url("/par"), None, None))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request_uri = par["request_uri"].as_str().expect("request_uri").to_string();
+    // The browser talks to node B only.
+    let mut browser = Browser::new(&b);
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &id)
+        .append_pair("request_uri", &request_uri)
+        .finish();
+    let login = browser.get(&on_b(&b, &format!("/authorize?{q}"))).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let csrf = form_field(&login.body, "csrf").unwrap();
+    let signed_in = browser
+        .post_form(
+            &on_b(&b, "/login"),
+            &[("username", "nina"), ("password", "password-123"), ("csrf", &csrf), ("request_uri", &request_uri)],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303);
+    let next = signed_in.location().unwrap().replace(&a.issuer, &on_b(&b, ""));
+    let consent = browser.get(&next).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    let csrf = form_field(&consent.body, "csrf").unwrap();
+    let done = browser
+        .post_form(&on_b(&b, "/consent"), &[("csrf", &csrf), ("request_uri", &request_uri), ("decision", "approve")])
+        .await;
+    assert_eq!(done.status, 303);
+    let params = redirect_params(&done.location().unwrap());
+    assert_eq!(params["iss"], a.issuer);
+    // The code is redeemed at node A.
+    let mut form = assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer)));
+    form.extend(
+        [
+            ("grant_type", "authorization_code"),
+            ("code", params["code"].as_str()),
+            ("redirect_uri", redirect.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let resp = a
+        .client()
+        .post(a.url("/token"))
+        .header("DPoP", dpop_proof(&dkey, "POST", &a.url("/token"), None, None))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let tokens: Value = resp.json().await.unwrap();
+    let at = tokens["access_token"].as_str().unwrap();
+    // And used at node B.
+    let info = b
+        .client()
+        .get(on_b(&b, "/userinfo"))
+        .header("authorization", format!("DPoP {at}"))
+        .header("dpop", dpop_proof(&dkey, "GET", &a.url("/userinfo"), Some(at), None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200);
+    let info: Value = info.json().await.unwrap();
+    assert_eq!(info["name"], "Nina");
+}
