@@ -107,6 +107,14 @@ pub fn validate_authorization_request(
                 .ok_or_else(|| OAuthError::invalid_request("response_mode is not allowed for this client"))?,
         ),
     };
+    // F2MS-5.3.3: only the response modes the client registered, when it registered any.
+    if let Some(registered) = &client.response_modes {
+        let effective =
+            mode.unwrap_or(if rt == ResponseType::CodeIdToken { ResponseMode::Fragment } else { ResponseMode::Query });
+        if !registered.contains(&effective) {
+            return Err(OAuthError::invalid_request("response_mode is not one the client registered"));
+        }
+    }
     if policy.jarm_required && !mode.is_some_and(ResponseMode::is_jwt) {
         return Err(OAuthError::invalid_request("this client must use a JWT response mode (JARM)"));
     }
@@ -347,6 +355,19 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// F2MS-5.3.3: a registered response mode list is enforced.
+    #[test]
+    fn registered_response_modes_are_enforced() {
+        let (k, _) = LocalSigningKey::generate("k", JwsAlg::ES256).unwrap();
+        let m: ClientMetadata = serde_json::from_value(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [k.public_jwk()]}, "redirect_uris": ["https://c.example/cb"], "response_modes": ["query.jwt"]}))
+        .unwrap();
+        let c = validate_client_metadata(m, "c1".into()).unwrap();
+        assert!(validate_authorization_request(&params(&[("response_mode", "query.jwt")]), &c, true).is_ok());
+        let err = validate_authorization_request(&params(&[("response_mode", "jwt")]), &c, true).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
     }
 
     /// R9449-10.1.

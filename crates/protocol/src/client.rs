@@ -3,7 +3,7 @@
 
 use crate::error::ErrorCode;
 use crate::jose::{JwsAlg, check_key_strength, is_private_jwk};
-use crate::policy::{AuthMethod, Policy, Profile, ResponseType, SenderConstraint};
+use crate::policy::{AuthMethod, Policy, Profile, ResponseMode, ResponseType, SenderConstraint};
 use jsonwebtoken::jwk::JwkSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -168,6 +168,8 @@ pub struct Client {
     pub request_object_alg: Option<JwsAlg>,
     /// Algorithm required of client assertions, if one was registered.
     pub assertion_alg: Option<JwsAlg>,
+    /// Response modes the client registered (F2MS-5.3.3), if it registered any.
+    pub response_modes: Option<Vec<ResponseMode>>,
 }
 
 impl Client {
@@ -327,6 +329,29 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
     };
     m.response_types = response_types.iter().map(|r| r.as_str().to_string()).collect();
 
+    // F2MS-5.3.3: registered response modes must be ones the profile allows; requests are
+    // then held to them.
+    let response_modes = match m.extra.get("response_modes") {
+        None => None,
+        Some(v) => {
+            let list = v.as_array().ok_or_else(|| bad("response_modes", "must be an array of strings"))?;
+            let modes = list
+                .iter()
+                .map(|m| {
+                    m.as_str()
+                        .and_then(ResponseMode::parse)
+                        .filter(|rm| {
+                            policy.response_modes.contains(rm) || (*rm == ResponseMode::Query && !policy.jarm_required)
+                        })
+                        .ok_or_else(|| {
+                            bad("response_modes", format!("`{m}` is not allowed for profile {}", profile.as_str()))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(modes)
+        }
+    };
+
     // Sender constraint: the profile's safest default (issue 6: "sender-constraint on").
     if m.dpop_bound_access_tokens == Some(true) && !policy.allows_sender_constraint(SenderConstraint::Dpop) {
         return Err(bad("dpop_bound_access_tokens", format!("DPoP is not allowed for profile {}", profile.as_str())));
@@ -372,6 +397,7 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
         authorization_response_alg,
         request_object_alg,
         assertion_alg,
+        response_modes,
     })
 }
 
@@ -618,6 +644,23 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "dpop_bound_access_tokens");
+    }
+
+    /// F2MS-5.3.3: registered response modes must fit the profile.
+    #[test]
+    fn response_modes_are_checked_against_the_profile() {
+        let ok = validate_client_metadata(
+            meta(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "response_modes": ["query.jwt"]})),
+            "c".into(),
+        )
+        .unwrap();
+        assert_eq!(ok.response_modes, Some(vec![ResponseMode::QueryJwt]));
+        let err = validate_client_metadata(
+            meta(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "response_modes": ["query"]})),
+            "c".into(),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "response_modes");
     }
 
     #[test]
