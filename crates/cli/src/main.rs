@@ -148,9 +148,8 @@ async fn run() -> anyhow::Result<()> {
                     }
                 }
                 ClientsCommand::Show { client_id } => {
-                    let c =
-                        store.get_client(&client_id).await?.ok_or_else(|| anyhow!("client {client_id} not found"))?;
-                    println!("{}", serde_json::to_string_pretty(&c.metadata)?);
+                    let c = service::get_client(&store, &client_id).await?;
+                    println!("{}", serde_json::to_string_pretty(&service::client_view(&c.metadata))?);
                 }
                 ClientsCommand::Remove { client_id } => {
                     service::remove_client(&store, &client_id).await?;
@@ -193,7 +192,7 @@ async fn run() -> anyhow::Result<()> {
                     }
                 }
                 KeysCommand::Rotate => {
-                    let active = ring.rotate(now()).await?;
+                    let active = service::rotate_keys(&ring, now()).await?;
                     println!("now active: {}", active.join(", "));
                     println!("running servers pick the change up within 30 seconds");
                 }
