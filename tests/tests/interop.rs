@@ -50,8 +50,13 @@ fn pkcs8_pem(der: &[u8]) -> String {
 
 /// Runs `node interop/cc.mjs` with `env` and returns its JSON output.
 async fn run_node(env: &[(&str, String)]) -> Value {
+    run_script("cc.mjs", env).await
+}
+
+/// Runs `node interop/<script>` with `env` and returns its JSON output.
+async fn run_script(script: &str, env: &[(&str, String)]) -> Value {
     let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("cc.mjs").current_dir(interop_dir()).kill_on_drop(true);
+    cmd.arg(script).current_dir(interop_dir()).kill_on_drop(true);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -207,4 +212,62 @@ async fn openid_client_follows_dpop_nonce_challenge() {
     assert_eq!((calls[0]["status"].as_u64(), calls[1]["status"].as_u64()), (Some(400), Some(200)));
     assert!(calls.iter().all(|c| c["dpop"] == true));
     assert!(calls[0]["dpop_nonce"].as_str().is_some_and(|n| !n.is_empty()), "challenge carries DPoP-Nonce");
+}
+
+/// Issue "FAPI 2.0 flow", interop: openid-client performs complete FAPI 2.0 flows —
+/// PAR, PKCE S256, RFC 9207 `iss` checked by the library, ID token validated by the
+/// library, UserInfo — once with private_key_jwt + DPoP and once with tls_client_auth on
+/// the mTLS aliases (F2SP-5.3.2.2-2, F2SP-5.3.2.2-5, F2SP-5.3.2.2-7, R9449-10, R8705-5).
+#[tokio::test]
+async fn openid_client_completes_fapi2_flows() {
+    if !node_ready() {
+        return;
+    }
+    let ts = TestServer::start().await;
+    strongroom_server::service::add_user(
+        &ts.server.state.store,
+        "olga",
+        "password-123",
+        json!({"name": "Olga"}),
+        now(),
+    )
+    .await
+    .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let redirect = ts.url("/demo/callback");
+    let kid = format!("flow-{}", &random_token()[..8]);
+    let (key, pkcs8) = LocalSigningKey::generate(kid.clone(), JwsAlg::ES256).unwrap();
+    let pk_id = register_pkjwt(&ts, &key, "fapi2-security", json!({"redirect_uris": [redirect]})).await;
+    let key_file = files.path().join("key.pem");
+    std::fs::write(&key_file, pkcs8_pem(&pkcs8)).unwrap();
+    let cn = format!("flow-{}", &random_token()[..6]);
+    let mtls_id = register_tls(&ts, &cn, json!({"redirect_uris": [redirect]})).await;
+    let (cert_pem, cert_key) = ts.trusted_cert(&cn);
+    std::fs::write(files.path().join("c.pem"), &cert_pem).unwrap();
+    std::fs::write(files.path().join("k.pem"), &cert_key).unwrap();
+    let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    let env = vec![
+        ("SR_ISSUER", ts.issuer.clone()),
+        ("SR_CA_FILE", path(ts.pki.ca_cert_path())),
+        ("SR_REDIRECT_URI", redirect.clone()),
+        ("SR_USER", "olga".to_string()),
+        ("SR_PASSWORD", "password-123".to_string()),
+        ("SR_PKJWT_CLIENT_ID", pk_id.clone()),
+        ("SR_PKJWT_KEY_FILE", path(key_file)),
+        ("SR_PKJWT_KID", kid),
+        ("SR_MTLS_CLIENT_ID", mtls_id.clone()),
+        ("SR_MTLS_CERT_FILE", path(files.path().join("c.pem"))),
+        ("SR_MTLS_KEY_FILE", path(files.path().join("k.pem"))),
+    ];
+    let out = run_script("flow.mjs", &env).await;
+    let d = &out["dpop"];
+    assert_eq!(d["authorization_response_iss"], json!(ts.issuer));
+    assert_eq!(d["token_type"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("dpop"));
+    assert_eq!(d["id_token_claims"]["aud"], json!(pk_id));
+    assert_eq!(d["userinfo"]["name"], "Olga");
+    assert!(jwt_claims(d["access_token"].as_str().unwrap())["cnf"]["jkt"].is_string());
+    let m = &out["mtls"];
+    assert_eq!(m["token_type"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("bearer"));
+    assert_eq!(m["userinfo"]["name"], "Olga");
+    assert_eq!(jwt_claims(m["access_token"].as_str().unwrap())["cnf"]["x5t#S256"], json!(cert_x5t_s256(&cert_pem)));
 }
