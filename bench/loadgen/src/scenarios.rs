@@ -794,10 +794,10 @@ pub fn pick_form(html: &str) -> Option<PageForm> {
                 "hidden" => f.hidden.push((name, value)),
                 "password" => f.password_field = Some(name),
                 "text" | "email" if f.username_field.is_none() => f.username_field = Some(name),
-                "button" | "submit" if f.button.is_none() => {
-                    if !REJECT.iter().any(|w| value.to_ascii_lowercase().contains(w)) {
-                        f.button = Some((name, value));
-                    }
+                "button" | "submit"
+                    if f.button.is_none() && !REJECT.iter().any(|w| value.to_ascii_lowercase().contains(w)) =>
+                {
+                    f.button = Some((name, value));
                 }
                 _ => {}
             }
