@@ -271,3 +271,58 @@ async fn openid_client_completes_fapi2_flows() {
     assert_eq!(m["userinfo"]["name"], "Olga");
     assert_eq!(jwt_claims(m["access_token"].as_str().unwrap())["cnf"]["x5t#S256"], json!(cert_x5t_s256(&cert_pem)));
 }
+
+/// Issue "Message signing", interop: openid-client completes a FAPI 2.0 Message Signing
+/// flow (JAR pushed by PAR, DPoP, JARM verified by the library) and a FAPI 1.0 Advanced
+/// flow (JAR by value, JARM, PS256 private_key_jwt, certificate-bound token over mTLS)
+/// (F2MS-5.3.1-1, F2MS-5.4, F1A-5.2.2-1, F1A-5.2.2-2, F1A-5.2.2-5/6, JARM-4.1).
+#[tokio::test]
+async fn openid_client_completes_message_signing_and_fapi1_flows() {
+    if !node_ready() {
+        return;
+    }
+    let ts = TestServer::start().await;
+    strongroom_server::service::add_user(&ts.server.state.store, "pia", "password-123", json!({"name": "Pia"}), now())
+        .await
+        .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let redirect = ts.url("/demo/callback");
+    let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    let mut env = vec![
+        ("SR_ISSUER", ts.issuer.clone()),
+        ("SR_CA_FILE", path(ts.pki.ca_cert_path())),
+        ("SR_REDIRECT_URI", redirect.clone()),
+        ("SR_USER", "pia".to_string()),
+        ("SR_PASSWORD", "password-123".to_string()),
+    ];
+    let ms_kid = format!("ms-{}", &random_token()[..8]);
+    let (ms_key, ms_pkcs8) = LocalSigningKey::generate(ms_kid.clone(), JwsAlg::ES256).unwrap();
+    let ms_id = register_pkjwt(&ts, &ms_key, "fapi2-message-signing", json!({"redirect_uris": [redirect]})).await;
+    std::fs::write(files.path().join("ms.pem"), pkcs8_pem(&ms_pkcs8)).unwrap();
+    let f1_kid = format!("f1-{}", &random_token()[..8]);
+    let (f1_key, f1_pkcs8) = LocalSigningKey::generate(f1_kid.clone(), JwsAlg::PS256).unwrap();
+    let f1_id = register_pkjwt(&ts, &f1_key, "fapi1-advanced", json!({"redirect_uris": [redirect]})).await;
+    std::fs::write(files.path().join("f1.pem"), pkcs8_pem(&f1_pkcs8)).unwrap();
+    let (cert, cert_key) = ts.trusted_cert(&format!("f1-{}", &random_token()[..6]));
+    std::fs::write(files.path().join("f1-cert.pem"), &cert).unwrap();
+    std::fs::write(files.path().join("f1-cert-key.pem"), &cert_key).unwrap();
+    env.extend([
+        ("SR_MS_CLIENT_ID", ms_id.clone()),
+        ("SR_MS_KEY_FILE", path(files.path().join("ms.pem"))),
+        ("SR_MS_KID", ms_kid),
+        ("SR_F1_CLIENT_ID", f1_id.clone()),
+        ("SR_F1_KEY_FILE", path(files.path().join("f1.pem"))),
+        ("SR_F1_KID", f1_kid),
+        ("SR_F1_CERT_FILE", path(files.path().join("f1-cert.pem"))),
+        ("SR_F1_CERT_KEY_FILE", path(files.path().join("f1-cert-key.pem"))),
+    ]);
+    let out = run_script("signing.mjs", &env).await;
+    let ms = &out["message_signing"];
+    assert_eq!(ms["callback_params"], json!(["response"]), "only the JARM JWT in the query");
+    assert_eq!(ms["token_type"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("dpop"));
+    assert_eq!(ms["id_token_claims"]["aud"], json!(ms_id));
+    let f1 = &out["fapi1"];
+    assert_eq!(f1["callback_params"], json!(["response"]));
+    assert_eq!(f1["id_token_claims"]["aud"], json!(f1_id));
+    assert_eq!(jwt_claims(f1["access_token"].as_str().unwrap())["cnf"]["x5t#S256"], json!(cert_x5t_s256(&cert)));
+}
