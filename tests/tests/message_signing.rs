@@ -343,3 +343,92 @@ async fn jarm_default_algorithm_is_es256() {
     let c = verify_rust(&jwks(&ts).await, &jwt, &app.id, &ts.issuer);
     assert!(c["code"].is_string());
 }
+
+/// A client encryption key pair made with josekit: (public JWK with `use: enc`, decrypter).
+fn client_encryption_key(alg: &str) -> (Value, Box<dyn josekit::jwe::JweDecrypter>) {
+    match alg {
+        "RSA-OAEP-256" => {
+            let kp = josekit::jwe::RSA_OAEP_256.generate_key_pair(2048).unwrap();
+            let mut public: Value = serde_json::from_str(&kp.to_jwk_public_key().to_string()).unwrap();
+            public["use"] = "enc".into();
+            public["kid"] = "enc-rsa".into();
+            (public, Box::new(josekit::jwe::RSA_OAEP_256.decrypter_from_jwk(&kp.to_jwk_private_key()).unwrap()))
+        }
+        _ => {
+            let kp = josekit::jwe::ECDH_ES.generate_ec_key_pair(josekit::jwk::alg::ec::EcCurve::P256).unwrap();
+            let mut public: Value = serde_json::from_str(&kp.to_jwk_public_key().to_string()).unwrap();
+            public["use"] = "enc".into();
+            public["kid"] = "enc-ec".into();
+            (public, Box::new(josekit::jwe::ECDH_ES.decrypter_from_jwk(&kp.to_jwk_private_key()).unwrap()))
+        }
+    }
+}
+
+fn decrypt(jwe: &str, d: &dyn josekit::jwe::JweDecrypter) -> String {
+    assert_eq!(jwe.split('.').count(), 5, "a JWE: {jwe}");
+    let (payload, header) = josekit::jwe::deserialize_compact(jwe, d).unwrap();
+    assert_eq!(header.content_type(), Some("JWT"), "a nested JWT");
+    String::from_utf8(payload).unwrap()
+}
+
+/// JARM §4.2 / F2MS: an encrypted JARM response (signed, then encrypted to the client's
+/// `use: enc` key with ECDH-ES and A256GCM), decrypted by josekit and verified.
+#[tokio::test]
+async fn encrypted_jarm_response() {
+    let ts = TestServer::start().await;
+    add_user(&ts).await;
+    let key = client_key(JwsAlg::ES256);
+    let (enc_public, decrypter) = client_encryption_key("ECDH-ES");
+    let id = ts
+        .register(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [key.public_jwk(), enc_public]}, "redirect_uris": [callback(&ts)],
+            "authorization_encrypted_response_alg": "ECDH-ES", "authorization_encrypted_response_enc": "A256GCM"}))
+        .await;
+    let app = MsApp { id, key, dpop: client_key(JwsAlg::ES256) };
+    let (_, challenge) = pkce_pair();
+    let claims = base_claims(&ts, &app.id, "code", Some("jwt"), Some(&challenge));
+    let url = push_object(&ts, &app, &claims).await;
+    let done = sign_in_and_decide(&ts, &url, "carol", PASSWORD, "approve").await;
+    let response = redirect_params(&done.location().unwrap())["response"].clone();
+    let nested = decrypt(&response, decrypter.as_ref());
+    let c = verify_rust(&jwks(&ts).await, &nested, &app.id, &ts.issuer);
+    assert_eq!(c["state"], claims["state"]);
+    assert!(c["code"].is_string());
+}
+
+/// F1A-5.2.2.1-3: ID tokens encrypted to the client (RSA-OAEP-256), in the front channel
+/// of the hybrid flow and in the token response.
+#[tokio::test]
+async fn encrypted_id_tokens_for_fapi1() {
+    let ts = TestServer::start().await;
+    add_user(&ts).await;
+    let key = client_key(JwsAlg::PS256);
+    let (enc_public, decrypter) = client_encryption_key("RSA-OAEP-256");
+    let id = ts
+        .register(json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [key.public_jwk(), enc_public]}, "redirect_uris": [callback(&ts)],
+            "id_token_encrypted_response_alg": "RSA-OAEP-256", "id_token_encrypted_response_enc": "A128CBC-HS256"}))
+        .await;
+    let (cert, cert_key) = ts.trusted_cert(&format!("enc-{}", &random_token()[..6]));
+    let claims = base_claims(&ts, &id, "code id_token", None, None);
+    let url = authorize_url(
+        &ts,
+        &[("client_id", &id), ("response_type", "code id_token"), ("request", &object(&key, &claims))],
+    );
+    let done = sign_in_and_decide(&ts, &url, "carol", PASSWORD, "approve").await;
+    let p = redirect_params(&done.location().unwrap());
+    let keys = jwks(&ts).await;
+    let front = verify_rust(&keys, &decrypt(&p["id_token"], decrypter.as_ref()), &id, &ts.issuer);
+    assert_eq!(front["nonce"], claims["nonce"]);
+    let mut form = assertion_form(&id, &assertion(&key, &assertion_claims(&id, &ts.issuer)));
+    form.extend([
+        ("grant_type".into(), "authorization_code".into()),
+        ("code".into(), p["code"].clone()),
+        ("redirect_uri".into(), callback(&ts)),
+    ]);
+    let resp = ts.mtls_client(&cert, &cert_key).post(ts.mtls_url("/token")).form(&form).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let back = verify_rust(&keys, &decrypt(body["id_token"].as_str().unwrap(), decrypter.as_ref()), &id, &ts.issuer);
+    assert_eq!(back["sub"], front["sub"]);
+}

@@ -170,6 +170,10 @@ pub struct Client {
     pub assertion_alg: Option<JwsAlg>,
     /// Response modes the client registered (F2MS-5.3.3), if it registered any.
     pub response_modes: Option<Vec<ResponseMode>>,
+    /// Encryption of ID tokens, if registered.
+    pub id_token_encryption: Option<Encryption>,
+    /// Encryption of JARM responses, if registered.
+    pub authorization_encryption: Option<Encryption>,
 }
 
 impl Client {
@@ -284,18 +288,32 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
     alg_field(&m.userinfo_signed_response_alg, "userinfo_signed_response_alg", policy)?;
     m.id_token_signed_response_alg = Some(id_token_alg.as_str().into());
     m.authorization_signed_response_alg = Some(authorization_response_alg.as_str().into());
-    // F1A-8.6.1-1: no RSA1_5; encrypted responses are not offered at all yet, so any
-    // request for them is refused rather than silently ignored.
-    for field in [
-        "id_token_encrypted_response_alg",
-        "authorization_encrypted_response_alg",
-        "userinfo_encrypted_response_alg",
-        "introspection_encrypted_response_alg",
-        "request_object_encryption_alg",
-    ] {
+    // Encrypted ID tokens and JARM responses (nested JWTs) with the JWE algorithms the
+    // server implements; F1A-8.6.1-1: never RSA1_5. Encrypted userinfo and introspection
+    // responses are not offered, so asking for them is refused rather than ignored.
+    let id_token_encryption =
+        encryption_pair(&m, "id_token_encrypted_response_alg", "id_token_encrypted_response_enc")?;
+    let authorization_encryption =
+        encryption_pair(&m, "authorization_encrypted_response_alg", "authorization_encrypted_response_enc")?;
+    if let Some(v) = m.extra.get("request_object_encryption_alg")
+        && !v.as_str().is_some_and(|a| JWE_ALGS.contains(&a))
+    {
+        return Err(bad("request_object_encryption_alg", "must be RSA-OAEP-256 or ECDH-ES"));
+    }
+    for field in ["userinfo_encrypted_response_alg", "introspection_encrypted_response_alg"] {
         if m.extra.contains_key(field) {
             return Err(bad(static_field(field), "encryption is not supported by this server"));
         }
+    }
+    if (id_token_encryption.is_some() || authorization_encryption.is_some())
+        && m.jwks_uri.is_none()
+        && !jwks.as_ref().is_some_and(|set| {
+            set.keys
+                .iter()
+                .any(|k| matches!(k.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)))
+        })
+    {
+        return Err(bad("jwks", "encrypted responses need a public key with \"use\": \"enc\""));
     }
 
     let grant_types = if m.grant_types.is_empty() {
@@ -398,6 +416,8 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
         request_object_alg,
         assertion_alg,
         response_modes,
+        id_token_encryption,
+        authorization_encryption,
     })
 }
 
@@ -406,8 +426,50 @@ fn static_field(name: &str) -> &'static str {
         "id_token_encrypted_response_alg" => "id_token_encrypted_response_alg",
         "authorization_encrypted_response_alg" => "authorization_encrypted_response_alg",
         "userinfo_encrypted_response_alg" => "userinfo_encrypted_response_alg",
-        "introspection_encrypted_response_alg" => "introspection_encrypted_response_alg",
-        _ => "request_object_encryption_alg",
+        _ => "introspection_encrypted_response_alg",
+    }
+}
+
+/// JWE key-management algorithms the server implements (never RSA1_5, F1A-8.6.1-1).
+pub const JWE_ALGS: &[&str] = &["RSA-OAEP-256", "ECDH-ES"];
+/// JWE content-encryption algorithms the server implements.
+pub const JWE_ENCS: &[&str] = &["A256GCM", "A128CBC-HS256"];
+
+/// How a response is encrypted to the client: JWE `alg` and `enc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encryption {
+    /// Key management algorithm.
+    pub alg: String,
+    /// Content encryption algorithm.
+    pub enc: String,
+}
+
+/// Reads an `*_encrypted_response_alg` / `*_enc` pair; `enc` defaults to A128CBC-HS256
+/// as OIDC Dynamic Registration §2 says, and needs `alg`.
+fn encryption_pair(
+    m: &ClientMetadata,
+    alg_field: &'static str,
+    enc_field: &'static str,
+) -> Result<Option<Encryption>, MetadataError> {
+    let alg = m.extra.get(alg_field);
+    let enc = m.extra.get(enc_field);
+    match (alg, enc) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(bad(enc_field, format!("needs {alg_field}"))),
+        (Some(a), e) => {
+            let alg = a
+                .as_str()
+                .filter(|a| JWE_ALGS.contains(a))
+                .ok_or_else(|| bad(alg_field, "must be RSA-OAEP-256 or ECDH-ES"))?;
+            let enc = match e {
+                None => "A128CBC-HS256",
+                Some(e) => e
+                    .as_str()
+                    .filter(|e| JWE_ENCS.contains(e))
+                    .ok_or_else(|| bad(enc_field, "must be A256GCM or A128CBC-HS256"))?,
+            };
+            Ok(Some(Encryption { alg: alg.to_string(), enc: enc.to_string() }))
+        }
     }
 }
 
@@ -661,6 +723,27 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "response_modes");
+    }
+
+    /// F1A-8.6.1-1: RSA1_5 is refused; supported JWE algorithms need an `enc` key.
+    #[test]
+    fn response_encryption_metadata() {
+        let base = json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"]});
+        let mut v = base.clone();
+        v["id_token_encrypted_response_alg"] = json!("RSA1_5");
+        assert_eq!(validate_client_metadata(meta(v), "c".into()).unwrap_err().field, "id_token_encrypted_response_alg");
+        let mut v = base.clone();
+        v["id_token_encrypted_response_alg"] = json!("ECDH-ES");
+        assert_eq!(validate_client_metadata(meta(v.clone()), "c".into()).unwrap_err().field, "jwks", "no enc key");
+        let mut keys = es256_jwks();
+        let mut enc = keys["keys"][0].clone();
+        enc["use"] = json!("enc");
+        enc["alg"] = json!("ECDH-ES");
+        keys["keys"].as_array_mut().unwrap().push(enc);
+        v["jwks"] = keys;
+        v["id_token_encrypted_response_enc"] = json!("A256GCM");
+        let c = validate_client_metadata(meta(v), "c".into()).unwrap();
+        assert_eq!(c.id_token_encryption, Some(Encryption { alg: "ECDH-ES".into(), enc: "A256GCM".into() }));
     }
 
     #[test]

@@ -129,11 +129,15 @@ pub fn metadata(ep: &Endpoints, profiles: &[Profile], server_algs: &[JwsAlg]) ->
         "acr_values_supported": ["urn:strongroom:acr:password"],
         "prompt_values_supported": ["none", "login", "consent"],
     });
+    doc["id_token_encryption_alg_values_supported"] = json!(crate::client::JWE_ALGS);
+    doc["id_token_encryption_enc_values_supported"] = json!(crate::client::JWE_ENCS);
     if dpop {
         doc["dpop_signing_alg_values_supported"] = json!(dpop_algs);
     }
     if jarm {
         doc["authorization_signing_alg_values_supported"] = json!(signing);
+        doc["authorization_encryption_alg_values_supported"] = json!(crate::client::JWE_ALGS);
+        doc["authorization_encryption_enc_values_supported"] = json!(crate::client::JWE_ENCS);
     }
     if modes.contains(&ResponseMode::Query) && !jarm {
         doc["response_modes_supported"] = json!(["query"]);

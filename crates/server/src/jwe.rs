@@ -60,3 +60,76 @@ pub fn decrypt_request_object(jwe: &str, keys: &[DecryptionKey], max_len: usize)
 pub fn decrypt_request_object(_jwe: &str, _keys: &[DecryptionKey], _max_len: usize) -> Result<String, OAuthError> {
     Err(invalid("encrypted request objects are not supported by this build"))
 }
+
+/// Encrypts a signed JWT (ID token, JARM response) to the client's `use: enc` key for the
+/// registered algorithm: a nested JWT with `cty: JWT` (OIDC Core §10.2, JARM §4.2).
+#[cfg(feature = "jwe")]
+pub fn encrypt_to_client(
+    jws: &str,
+    encryption: &strongroom_protocol::client::Encryption,
+    keys: &jsonwebtoken::jwk::JwkSet,
+) -> Result<String, OAuthError> {
+    use josekit::jwe::{ECDH_ES, JweHeader, RSA_OAEP_256};
+    let wanted_kty = if encryption.alg == "RSA-OAEP-256" { "RSA" } else { "EC" };
+    let key = keys
+        .keys
+        .iter()
+        .filter_map(|k| serde_json::to_value(k).ok())
+        .find(|k| k["use"] == "enc" && k["kty"] == wanted_kty)
+        .ok_or_else(|| OAuthError::invalid_request("the client has no encryption key for its registered algorithm"))?;
+    // Only the public parameters: josekit checks a JWK's `alg` against its own names.
+    let mut map = serde_json::Map::new();
+    for name in ["kty", "crv", "x", "y", "n", "e", "kid"] {
+        if let Some(v) = key.get(name).filter(|v| v.is_string()) {
+            map.insert(name.to_string(), v.clone());
+        }
+    }
+    let jwk = josekit::jwk::Jwk::from_map(map)
+        .map_err(|_| OAuthError::invalid_request("the client's encryption key is unusable"))?;
+    let mut header = JweHeader::new();
+    header.set_content_encryption(&encryption.enc);
+    header.set_content_type("JWT");
+    if let Some(kid) = jwk.key_id() {
+        header.set_key_id(kid);
+    }
+    let unusable = |_| OAuthError::invalid_request("the client's encryption key is unusable");
+    let out = match encryption.alg.as_str() {
+        "RSA-OAEP-256" => josekit::jwe::serialize_compact(
+            jws.as_bytes(),
+            &header,
+            &RSA_OAEP_256.encrypter_from_jwk(&jwk).map_err(unusable)?,
+        ),
+        _ => josekit::jwe::serialize_compact(
+            jws.as_bytes(),
+            &header,
+            &ECDH_ES.encrypter_from_jwk(&jwk).map_err(unusable)?,
+        ),
+    };
+    out.map_err(|e| {
+        tracing::error!(error = %e, "JWE encryption failed");
+        OAuthError::server_error()
+    })
+}
+
+/// Without the `jwe` feature nothing is encrypted to clients.
+#[cfg(not(feature = "jwe"))]
+pub fn encrypt_to_client(
+    _jws: &str,
+    _encryption: &strongroom_protocol::client::Encryption,
+    _keys: &jsonwebtoken::jwk::JwkSet,
+) -> Result<String, OAuthError> {
+    Err(OAuthError::server_error())
+}
+
+/// Encrypts `jws` when the client registered encryption for it (`encryption` is `Some`).
+pub fn maybe_encrypt(
+    jws: String,
+    encryption: Option<&strongroom_protocol::client::Encryption>,
+    keys: Option<&jsonwebtoken::jwk::JwkSet>,
+) -> Result<String, OAuthError> {
+    match (encryption, keys) {
+        (None, _) => Ok(jws),
+        (Some(e), Some(k)) => encrypt_to_client(&jws, e, k),
+        (Some(_), None) => Err(OAuthError::invalid_request("the client's encryption keys could not be obtained")),
+    }
+}

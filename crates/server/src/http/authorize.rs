@@ -323,14 +323,24 @@ async fn decide_inner(
         tracing::error!(error = %e, "corrupt pushed request");
         error_page(state, &OAuthError::server_error())
     })?;
+    // Keys for responses the client wants encrypted (JARM, the hybrid ID token).
+    let enc_keys = if client.authorization_encryption.is_some() || client.id_token_encryption.is_some() {
+        super::client_auth::client_keys(state, client, false, now).await.ok()
+    } else {
+        None
+    };
+    let enc_keys = enc_keys.as_ref();
     match decision {
-        Decision::Refuse(error) => authorization_response(state, client, &request, Outcome::Error(&error), now),
+        Decision::Refuse(error) => {
+            authorization_response(state, client, &request, Outcome::Error(&error), now, enc_keys)
+        }
         Decision::Approve { session, remember } => {
             let code = issue_code(state, client, &request, &session, now).await?;
             if remember && may_remember_consent(state, client) {
                 remember_consent(state, client, &session.subject, &request.scope, now).await;
             }
-            authorization_response(state, client, &request, Outcome::Code { code: &code, session: &session }, now)
+            let outcome = Outcome::Code { code: &code, session: &session };
+            authorization_response(state, client, &request, outcome, now, enc_keys)
         }
     }
 }
@@ -413,6 +423,7 @@ fn authorization_response(
     request: &AuthorizationRequest,
     outcome: Outcome<'_>,
     now: i64,
+    enc_keys: Option<&jsonwebtoken::jwk::JwkSet>,
 ) -> Step<Response> {
     let issuer = state.endpoints.issuer.as_str();
     let mut params: Vec<(&str, String)> = Vec::new();
@@ -420,7 +431,10 @@ fn authorization_response(
         Outcome::Code { code, session } => {
             params.push(("code", (*code).to_string()));
             if request.response_type.split(' ').any(|t| t == "id_token") {
-                params.push(("id_token", front_channel_id_token(state, client, request, code, session, now)?));
+                let id_token = front_channel_id_token(state, client, request, code, session, now)?;
+                let id_token = crate::jwe::maybe_encrypt(id_token, client.id_token_encryption.as_ref(), enc_keys)
+                    .map_err(|e| error_page(state, &e))?;
+                params.push(("id_token", id_token));
             }
         }
         Outcome::Error(e) => {
@@ -438,6 +452,9 @@ fn authorization_response(
         let claims = jarm_claims(issuer, &client.client_id, now, &pairs);
         let jwt = crate::issue::sign(state, client.authorization_response_alg, None, &claims)
             .map_err(|e| error_page(state, &e.error))?;
+        // JARM §4.2: signed, then optionally encrypted.
+        let jwt = crate::jwe::maybe_encrypt(jwt, client.authorization_encryption.as_ref(), enc_keys)
+            .map_err(|e| error_page(state, &e))?;
         vec![("response", jwt)]
     } else {
         params.push(("iss", issuer.to_string()));

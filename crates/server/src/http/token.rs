@@ -192,6 +192,11 @@ async fn authorization_code(
             },
             auth.client.id_token_alg,
         )?;
+        let keys = match &auth.client.id_token_encryption {
+            Some(_) => Some(super::client_auth::client_keys(state, &auth.client, false, now).await?),
+            None => None,
+        };
+        let id = crate::jwe::maybe_encrypt(id, auth.client.id_token_encryption.as_ref(), keys.as_ref())?;
         resp.insert("id_token".into(), id.into());
     }
     Ok(Value::Object(resp))

@@ -17,6 +17,10 @@ pub async fn openid_configuration(State(state): State<AppRef>) -> Response {
     if let Some(m) = doc.as_object_mut() {
         m.remove("request_object_encryption_alg_values_supported");
         m.remove("request_object_encryption_enc_values_supported");
+        for k in ["id_token", "authorization"] {
+            m.remove(&format!("{k}_encryption_alg_values_supported"));
+            m.remove(&format!("{k}_encryption_enc_values_supported"));
+        }
     }
     let mut resp = axum::Json(doc).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
