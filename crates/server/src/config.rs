@@ -103,6 +103,9 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// PEM files of CAs trusted for `tls_client_auth`.
     pub client_ca_certs: Vec<PathBuf>,
+    /// PEM files of extra CAs trusted for outbound HTTPS (client `jwks_uri`, client-hosted
+    /// `request_uri`), beside the system roots. A development set-up adds its own CA.
+    pub outbound_ca_certs: Vec<PathBuf>,
 }
 
 /// `[proxy]`: TLS-terminating proxies that forward the client certificate in a header.
@@ -212,6 +215,9 @@ pub struct RegistrationConfig {
     pub software_statement_max_age_secs: u64,
     /// Require a software statement on every registration, even with the initial access token.
     pub require_software_statement: bool,
+    /// Accept client-hosted `request_uri`s (RFC 9101 §5.2) from clients that registered them
+    /// in `request_uris`; fetched with the `jwks_uri` guard. Off by default.
+    pub allow_remote_request_uris: bool,
 }
 
 impl Default for RegistrationConfig {
@@ -223,6 +229,7 @@ impl Default for RegistrationConfig {
             software_statement_issuer: None,
             software_statement_max_age_secs: 3600,
             require_software_statement: false,
+            allow_remote_request_uris: false,
         }
     }
 }
@@ -530,6 +537,11 @@ impl Config {
                 p.add("tls.cert", "is required when development = false (with tls.key)")
             }
             (None, None) => {}
+        }
+        for path in &self.tls.outbound_ca_certs {
+            if !path.exists() {
+                p.add("tls.outbound_ca_certs", format!("file {} does not exist", path.display()));
+            }
         }
         for path in &self.tls.client_ca_certs {
             if !path.is_file() {

@@ -29,23 +29,33 @@ pub enum FetchError {
     Invalid,
 }
 
-/// Fetches and caches client key sets.
+/// Fetches and caches client key sets, and fetches client-hosted request objects.
 pub struct JwksFetcher {
     http: reqwest::Client,
     cache: Mutex<HashMap<String, (i64, JwkSet)>>,
     allow_private_addresses: bool,
+    extra_roots: Vec<reqwest::Certificate>,
 }
 
 impl JwksFetcher {
-    /// A fetcher; `allow_private_addresses` is for tests and development only.
-    pub fn new(allow_private_addresses: bool) -> anyhow::Result<JwksFetcher> {
-        let http = reqwest::Client::builder()
+    /// A fetcher; `allow_private_addresses` is for tests and development only;
+    /// `extra_roots` are trusted beside the system's (F2SP-5.2.1-5: server certificates of
+    /// outbound connections are always validated).
+    pub fn new(allow_private_addresses: bool, extra_roots: Vec<reqwest::Certificate>) -> anyhow::Result<JwksFetcher> {
+        let http = Self::builder(&extra_roots).build()?;
+        Ok(JwksFetcher { http, cache: Mutex::new(HashMap::new()), allow_private_addresses, extra_roots })
+    }
+
+    fn builder(extra_roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
+        let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
-            .https_only(true)
-            .build()?;
-        Ok(JwksFetcher { http, cache: Mutex::new(HashMap::new()), allow_private_addresses })
+            .https_only(true);
+        for root in extra_roots {
+            b = b.add_root_certificate(root.clone());
+        }
+        b
     }
 
     /// The key set at `uri`; `force` refetches (unknown `kid`) unless fetched very recently.
@@ -67,6 +77,23 @@ impl JwksFetcher {
     }
 
     async fn fetch(&self, uri: &str) -> Result<JwkSet, FetchError> {
+        let body = self.fetch_bytes(uri).await?;
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|_| FetchError::Invalid)?;
+        let keys = value.get("keys").and_then(|k| k.as_array()).ok_or(FetchError::Invalid)?;
+        if keys.iter().any(|k| k.as_object().is_none_or(strongroom_protocol::jose::is_private_jwk)) {
+            return Err(FetchError::Invalid);
+        }
+        serde_json::from_value(value).map_err(|_| FetchError::Invalid)
+    }
+
+    /// A client-hosted request object (RFC 9101 §5.2): fetched fresh every time, with the
+    /// same guard as key sets.
+    pub async fn request_object(&self, uri: &str) -> Result<String, FetchError> {
+        let body = self.fetch_bytes(uri).await?;
+        String::from_utf8(body).map(|s| s.trim().to_string()).map_err(|_| FetchError::Invalid)
+    }
+
+    async fn fetch_bytes(&self, uri: &str) -> Result<Vec<u8>, FetchError> {
         let url = url::Url::parse(uri).map_err(|_| FetchError::Forbidden("not a URL"))?;
         if url.scheme() != "https" {
             return Err(FetchError::Forbidden("not https"));
@@ -87,10 +114,7 @@ impl JwksFetcher {
         // Pin the connection to the checked addresses, so a second DNS answer cannot
         // point it elsewhere.
         let pinned: Vec<std::net::SocketAddr> = addrs.iter().map(|ip| std::net::SocketAddr::new(*ip, port)).collect();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(true)
+        let client = Self::builder(&self.extra_roots)
             .resolve_to_addrs(&host, &pinned)
             .build()
             .unwrap_or_else(|_| self.http.clone());
@@ -105,12 +129,7 @@ impl JwksFetcher {
                 return Err(FetchError::Invalid);
             }
         }
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|_| FetchError::Invalid)?;
-        let keys = value.get("keys").and_then(|k| k.as_array()).ok_or(FetchError::Invalid)?;
-        if keys.iter().any(|k| k.as_object().is_none_or(strongroom_protocol::jose::is_private_jwk)) {
-            return Err(FetchError::Invalid);
-        }
-        serde_json::from_value(value).map_err(|_| FetchError::Invalid)
+        Ok(body)
     }
 }
 
@@ -172,7 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn non_https_and_internal_uris_are_refused() {
-        let f = JwksFetcher::new(false).unwrap();
+        let f = JwksFetcher::new(false, Vec::new()).unwrap();
         assert!(matches!(f.get("http://example.com/jwks", false, 0).await, Err(FetchError::Forbidden(_))));
         assert!(matches!(f.get("https://127.0.0.1:9/jwks", false, 0).await, Err(FetchError::Forbidden(_))));
     }

@@ -124,7 +124,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     let client_trust = trust::client_trust(&client_cas)?;
     let pages = pages::Pages::load(config.pages.templates_dir.as_deref())?;
-    let jwks_fetcher = jwks_fetch::JwksFetcher::new(config.development)?;
+    let mut outbound_cas = config.tls.outbound_ca_certs.clone();
+    if config.development {
+        outbound_cas.push(pki::DevPki::load_or_create(&config.data_dir)?.ca_cert_path());
+    }
+    let mut roots = Vec::new();
+    for path in &outbound_cas {
+        let pem =
+            std::fs::read(path).with_context(|| format!("tls.outbound_ca_certs: cannot read {}", path.display()))?;
+        roots.extend(reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| anyhow!("tls.outbound_ca_certs: {e}"))?);
+    }
+    let jwks_fetcher = jwks_fetch::JwksFetcher::new(config.development, roots)?;
     let state =
         Arc::new(AppState::new(config.clone(), store, keys, &nonce_secret(&kek), client_trust, jwks_fetcher, pages));
 

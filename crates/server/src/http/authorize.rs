@@ -96,6 +96,10 @@ async fn begin(state: &AppRef, params: &Params, headers: &HeaderMap) -> Step<Res
     let (request_uri, request) = match params.get("request_uri") {
         // F2SP-client-5.3.3.2-6, R9101-6.3: only the pushed parameters count; anything
         // else on the front channel is ignored.
+        // R9101-5.2: a client-hosted request object, where allowed and registered.
+        Some(uri) if !uri.starts_with(REQUEST_URI_PREFIX) && !client.requires_par() => {
+            remote_request(state, &client, params, uri, now).await?
+        }
         Some(uri) => (uri.clone(), pushed_request(state, &client, uri, now).await?),
         // F2SP-5.3.2.2-3, R9126-4-only.
         None if client.requires_par() => {
@@ -110,6 +114,40 @@ async fn begin(state: &AppRef, params: &Params, headers: &HeaderMap) -> Step<Res
         None => direct_request(state, &client, params, now).await?,
     };
     proceed(state, headers, &client, &request_uri, &request, now).await
+}
+
+/// RFC 9101 §5.2: a request object the client hosts at an https `request_uri` it
+/// registered in `request_uris`, fetched with the `jwks_uri` guard; only when the server
+/// allows it (`registration.allow_remote_request_uris`, off by default). From there on it
+/// is a request object by value.
+async fn remote_request(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    uri: &str,
+    now: i64,
+) -> Step<(String, AuthorizationRequest)> {
+    let refuse = |d: &'static str| error_page(state, &OAuthError::new(ErrorCode::InvalidRequestUri, d));
+    if !state.config.registration.allow_remote_request_uris {
+        return Err(refuse("client-hosted request_uri values are not accepted"));
+    }
+    let registered = client
+        .metadata
+        .extra
+        .get("request_uris")
+        .and_then(|v| v.as_array())
+        .is_some_and(|list| list.iter().any(|r| r.as_str() == Some(uri)));
+    if !registered {
+        return Err(refuse("the request_uri is not registered for this application"));
+    }
+    let object = state.jwks_fetcher.request_object(uri).await.map_err(|e| {
+        tracing::warn!(client_id = %client.client_id, error = %e, "client-hosted request_uri unusable");
+        refuse("the request object could not be fetched from the request_uri")
+    })?;
+    let mut by_value = params.clone();
+    by_value.remove("request_uri");
+    by_value.insert("request".into(), object);
+    direct_request(state, client, &by_value, now).await
 }
 
 /// A pushed request of this client that is still usable. Loading it does not consume it
