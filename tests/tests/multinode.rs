@@ -89,38 +89,24 @@ async fn concurrent_redemption_on_two_nodes_yields_one_token() {
     }
 }
 
+/// A `private_key_jwt` client registered through node A: (client id, key).
+async fn fapi2_client(a: &TestServer) -> (String, strongroom_protocol::jose::LocalSigningKey) {
+    let key = client_key(JwsAlg::ES256);
+    (kit::register_pkjwt(a, &key, "fapi2-security", json!({})).await, key)
+}
+
 /// OIDC-9-jti across nodes: an assertion accepted by one node is a replay at the other.
 #[tokio::test]
 async fn assertion_replay_is_detected_across_nodes() {
     let Some((a, b)) = two_nodes().await else { return };
-    let key = client_key(JwsAlg::ES256);
-    let id = a
-        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]}))
-        .await;
-    let one = assertion(&key, &assertion_claims(&id, &a.issuer));
+    let (id, key) = fapi2_client(&a).await;
     let dkey = client_key(JwsAlg::ES256);
-    let mut form = assertion_form(&id, &one);
-    form.push(("grant_type".into(), "client_credentials".into()));
-    let r1 = a
-        .client()
-        .post(a.url("/token"))
-        .header("DPoP", dpop_proof(&dkey, "POST", &a.url("/token"), None, None))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r1.status(), 200);
-    let r2 = b
-        .client()
-        .post(on_b(&b, "/token"))
-        .header("DPoP", dpop_proof(&dkey, "POST", &a.url("/token"), None, None))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r2.status(), 401);
-    let body: Value = r2.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_client");
+    let form = kit::pkjwt_form(&a, &id, &key);
+    let proof = || dpop_proof(&dkey, "POST", &a.url("/token"), None, None);
+    let first = kit::post_form(&a.client(), &a.url("/token"), &form, Some(&proof())).await;
+    kit::assert_token(&first);
+    let replay = kit::post_form(&b.client(), &on_b(&b, "/token"), &form, Some(&proof())).await;
+    kit::assert_error(&replay, 401, "invalid_client");
 }
 
 /// Tokens issued by one node are known to the other: node B introspects node A's token,
@@ -128,32 +114,24 @@ async fn assertion_replay_is_detected_across_nodes() {
 #[tokio::test]
 async fn tokens_from_one_node_introspect_at_the_other() {
     let Some((a, b)) = two_nodes().await else { return };
-    let key = client_key(JwsAlg::ES256);
-    let id = a
-        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]}))
-        .await;
+    let (id, key) = fapi2_client(&a).await;
     let dkey = client_key(JwsAlg::ES256);
-    let mut form = assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer)));
-    form.push(("grant_type".into(), "client_credentials".into()));
-    let r: Value = a
-        .client()
-        .post(a.url("/token"))
-        .header("DPoP", dpop_proof(&dkey, "POST", &a.url("/token"), None, None))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = r["access_token"].as_str().unwrap().to_string();
-    let mut form = assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer)));
-    form.push(("token".into(), token));
-    let resp = b.client().post(on_b(&b, "/introspect")).form(&form).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["active"], true);
-    assert_eq!(body["cnf"]["jkt"], json!(thumbprint(&dkey)));
+    let issued = kit::post_form(
+        &a.client(),
+        &a.url("/token"),
+        &kit::pkjwt_form(&a, &id, &key),
+        Some(&dpop_proof(&dkey, "POST", &a.url("/token"), None, None)),
+    )
+    .await;
+    kit::assert_token(&issued);
+    let form = kit::with(
+        assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer))),
+        &[("token", &issued.access_token())],
+    );
+    let r = kit::post_form(&b.client(), &on_b(&b, "/introspect"), &form, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["active"], true);
+    assert_eq!(r.body["cnf"]["jkt"], json!(thumbprint(&dkey)));
 }
 
 /// Issue "FAPI 2.0 flow", several nodes: PAR on node A, sign-in and consent on node B,

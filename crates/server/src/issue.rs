@@ -61,20 +61,8 @@ pub async fn access_token(state: &AppState, g: &Grant<'_>, binding: &Binding, no
         acr: g.acr,
     });
     let token = sign(state, ACCESS_TOKEN_ALG, Some(ACCESS_TOKEN_TYP), &claims)?;
-    state
-        .store
-        .put_token(&TokenRecord {
-            id: jti,
-            kind: TokenKind::Access,
-            grant_id: g.grant_id.to_string(),
-            client_id: g.client_id.to_string(),
-            subject: g.subject.to_string(),
-            issued_at: now,
-            expires_at: now + ttl,
-            revoked: false,
-            data: json!({"scope": g.scope, "cnf": binding.cnf(), "token_type": binding.token_type(), "aud": state.endpoints.issuer}),
-        })
-        .await?;
+    let data = json!({"scope": g.scope, "cnf": binding.cnf(), "token_type": binding.token_type(), "aud": state.endpoints.issuer});
+    record(state, g, jti, TokenKind::Access, now, ttl, data).await?;
     Ok((token, ttl))
 }
 
@@ -83,21 +71,33 @@ pub async fn access_token(state: &AppState, g: &Grant<'_>, binding: &Binding, no
 pub async fn refresh_token(state: &AppState, g: &Grant<'_>, binding: &Binding, now: i64) -> HttpResult<String> {
     let value = random_token();
     let ttl = i64::try_from(state.config.tokens.refresh_token_ttl).unwrap_or(86_400);
-    state
-        .store
-        .put_token(&TokenRecord {
-            id: sha256_b64url(value.as_bytes()),
-            kind: TokenKind::Refresh,
-            grant_id: g.grant_id.to_string(),
-            client_id: g.client_id.to_string(),
-            subject: g.subject.to_string(),
-            issued_at: now,
-            expires_at: now + ttl,
-            revoked: false,
-            data: json!({"scope": g.scope, "cnf": binding.cnf(), "auth_time": g.auth_time, "acr": g.acr}),
-        })
-        .await?;
+    let data = json!({"scope": g.scope, "cnf": binding.cnf(), "auth_time": g.auth_time, "acr": g.acr});
+    record(state, g, sha256_b64url(value.as_bytes()), TokenKind::Refresh, now, ttl, data).await?;
     Ok(value)
+}
+
+/// Records an issued token of a grant, so revocation and introspection work.
+async fn record(
+    state: &AppState,
+    g: &Grant<'_>,
+    id: String,
+    kind: TokenKind,
+    now: i64,
+    ttl: i64,
+    data: serde_json::Value,
+) -> HttpResult<()> {
+    let token = TokenRecord {
+        id,
+        kind,
+        grant_id: g.grant_id.to_string(),
+        client_id: g.client_id.to_string(),
+        subject: g.subject.to_string(),
+        issued_at: now,
+        expires_at: now + ttl,
+        revoked: false,
+        data,
+    };
+    Ok(state.store.put_token(&token).await?)
 }
 
 /// Signs an ID token with the client's algorithm.
