@@ -217,9 +217,16 @@ fn tracing_subscriber_filter(level: &str) -> tracing_subscriber::EnvFilter {
 
 async fn serve(config: strongroom_server::config::Config) -> anyhow::Result<()> {
     init_logging(&config);
+    // The development set-up is complete before the listeners answer, so whoever waits for
+    // discovery finds the demo clients and their keys.
+    let summary = if config.development {
+        let store = open_store(&config).await?;
+        Some(dev::seed(&config, &store, now()).await?)
+    } else {
+        None
+    };
     let server = start(config.clone()).await?;
-    if config.development {
-        let summary = dev::seed(&config, &server.state.store, now()).await?;
+    if let Some(summary) = summary {
         println!("{summary}");
     }
     println!("public listener on https://{} , mTLS listener on https://{}", server.public_addr, server.mtls_addr);
