@@ -94,6 +94,9 @@ JSON
     bench/targets/strongroom.template.json > "$WORK/$db/target.json"
 }
 
+# PostgreSQL runs need the local cluster, role and database that the test script sets up.
+case " $DBS " in *" postgres "*) SETUP_ONLY=1 bash "$ROOT/scripts/test.sh" ;; esac
+
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -m | awk '/Mem:/{print $2" MiB"}'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 for db in $DBS; do
   start_strongroom "$db"

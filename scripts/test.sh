@@ -11,6 +11,7 @@
 #   STRONGROOM_TEST_PG_URL   if already set, that database is used and no local PostgreSQL set-up
 #                            is done.
 #   NEXTEST_PROFILE          nextest profile (default: ci).
+#   SETUP_ONLY               when set, stop after installing and starting the services.
 #
 # Extra arguments are passed to `cargo nextest run`, e.g. a filter:
 #   bash scripts/test.sh -E 'binary(requirements_map)'
@@ -174,6 +175,12 @@ fi
 if [ -z "${CHROMEDRIVER:-}" ]; then
     CHROMEDRIVER=$(command -v chromedriver || true)
     if [ -n "$CHROMEDRIVER" ]; then export CHROMEDRIVER; else unset CHROMEDRIVER; fi
+fi
+
+# SETUP_ONLY=1: stop after the set-up (bench/run.sh uses this for PostgreSQL).
+if [ -n "${SETUP_ONLY:-}" ]; then
+    log "set-up done (SETUP_ONLY)"
+    exit 0
 fi
 
 if [ -f interop/package.json ]; then

@@ -29,7 +29,7 @@ pub(crate) const MIGRATIONS: &[Migration] =
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Connections in the pool for a database file (readers run in parallel under WAL).
-const MAX_CONNECTIONS: u32 = 8;
+const MAX_CONNECTIONS: u32 = 4;
 
 const CLIENT_COLUMNS: &str = "client_id, metadata, registration_token_hash, created_at";
 const USER_COLUMNS: &str = "subject, username, password_hash, claims, created_at";

@@ -668,6 +668,9 @@ fn login_page(
 
 /// A valid Argon2id hash of nothing anyone knows, so an unknown username costs the same
 /// verification time as a known one.
+/// Concurrent Argon2id verifications allowed (one per core of the reference machine).
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| crate::service::hash_password(&random_token()).unwrap_or_default())
@@ -729,6 +732,9 @@ async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<
     }
     let user = state.store.get_user_by_username(username).await.map_err(|e| store_page(state, e))?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
+    // Argon2id takes 19 MiB per verification: at most two at a time, so a burst of
+    // sign-ins costs time, not memory the allocator keeps afterwards.
+    let _slot = PASSWORD_CHECKS.acquire().await.map_err(|_| error_page(state, &OAuthError::server_error()))?;
     let verified = tokio::task::spawn_blocking(move || match hash {
         Some(h) => verify_password(&password, &h),
         None => {
