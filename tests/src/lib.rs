@@ -581,3 +581,76 @@ pub async fn verify_with_jose(jwks: &Value, token: &str, hash_inputs: Value) -> 
     assert!(out.status.success(), "jose refused the JWT: {}", String::from_utf8_lossy(&out.stderr));
     Some(serde_json::from_slice(&out.stdout).expect("json from verify.mjs"))
 }
+
+/// What a completed FAPI 2.0 code flow gave: the token response and the client's keys.
+pub struct FlowTokens {
+    /// The token response.
+    pub body: Value,
+    /// The client.
+    pub client_id: String,
+    /// The client's assertion key.
+    pub key: LocalSigningKey,
+    /// The DPoP key the tokens are bound to.
+    pub dkey: LocalSigningKey,
+}
+
+/// A complete FAPI 2.0 flow for an existing user, by a new `private_key_jwt` + DPoP client:
+/// PAR (with `extra` parameters), sign-in and approval, code exchange. Asserts each step.
+pub async fn fapi2_code_flow(
+    ts: &TestServer,
+    user: &str,
+    password: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> FlowTokens {
+    use kit::{post_form, with};
+    let key = client_key(JwsAlg::ES256);
+    let redirect = ts.url("/demo/callback");
+    let id = ts
+        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": [redirect]}))
+        .await;
+    let dkey = client_key(JwsAlg::ES256);
+    let (verifier, challenge) = pkce_pair();
+    let auth = || assertion_form(&id, &assertion(&key, &assertion_claims(&id, &ts.issuer)));
+    let par = with(
+        with(
+            auth(),
+            &[
+                ("response_type", "code"),
+                ("redirect_uri", &redirect),
+                ("scope", scope),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        ),
+        extra,
+    );
+    let r =
+        post_form(&ts.client(), &ts.url("/par"), &par, Some(&dpop_proof(&dkey, "POST", &ts.url("/par"), None, None)))
+            .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &id)
+        .append_pair("request_uri", r.body["request_uri"].as_str().expect("request_uri"))
+        .finish();
+    let done = sign_in_and_decide(ts, &ts.url(&format!("/authorize?{q}")), user, password, "approve").await;
+    let code = redirect_params(&done.location().expect("redirect"))["code"].clone();
+    let form = with(
+        auth(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect),
+            ("code_verifier", &verifier),
+        ],
+    );
+    let r = post_form(
+        &ts.client(),
+        &ts.url("/token"),
+        &form,
+        Some(&dpop_proof(&dkey, "POST", &ts.url("/token"), None, None)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    FlowTokens { body: r.body, client_id: id, key, dkey }
+}

@@ -40,14 +40,6 @@ fn node_ready() -> bool {
     }
 }
 
-/// PKCS#8 DER as PEM.
-fn pkcs8_pem(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
-    format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
-}
-
 /// Runs `node interop/cc.mjs` with `env` and returns its JSON output.
 async fn run_node(env: &[(&str, String)]) -> Value {
     run_script("cc.mjs", env).await
@@ -86,7 +78,7 @@ async fn setup(ts: &TestServer, alg: JwsAlg) -> Setup {
     assert_eq!(key.kid(), kid);
     let pk_id = register_pkjwt(ts, &key, "fapi2-security", json!({"grant_types": ["client_credentials"]})).await;
     let key_file = files.path().join("pkjwt-key.pem");
-    std::fs::write(&key_file, pkcs8_pem(&pkcs8)).expect("write key");
+    std::fs::write(&key_file, strongroom_server::dev::pkcs8_pem(&pkcs8)).expect("write key");
 
     let cn = format!("interop-{}", &random_token()[..6]);
     let mtls_id = register_tls(ts, &cn, json!({"grant_types": ["client_credentials"]})).await;
@@ -239,7 +231,7 @@ async fn openid_client_completes_fapi2_flows() {
     let (key, pkcs8) = LocalSigningKey::generate(kid.clone(), JwsAlg::ES256).unwrap();
     let pk_id = register_pkjwt(&ts, &key, "fapi2-security", json!({"redirect_uris": [redirect]})).await;
     let key_file = files.path().join("key.pem");
-    std::fs::write(&key_file, pkcs8_pem(&pkcs8)).unwrap();
+    std::fs::write(&key_file, strongroom_server::dev::pkcs8_pem(&pkcs8)).unwrap();
     let cn = format!("flow-{}", &random_token()[..6]);
     let mtls_id = register_tls(&ts, &cn, json!({"redirect_uris": [redirect]})).await;
     let (cert_pem, cert_key) = ts.trusted_cert(&cn);
@@ -298,11 +290,11 @@ async fn openid_client_completes_message_signing_and_fapi1_flows() {
     let ms_kid = format!("ms-{}", &random_token()[..8]);
     let (ms_key, ms_pkcs8) = LocalSigningKey::generate(ms_kid.clone(), JwsAlg::ES256).unwrap();
     let ms_id = register_pkjwt(&ts, &ms_key, "fapi2-message-signing", json!({"redirect_uris": [redirect]})).await;
-    std::fs::write(files.path().join("ms.pem"), pkcs8_pem(&ms_pkcs8)).unwrap();
+    std::fs::write(files.path().join("ms.pem"), strongroom_server::dev::pkcs8_pem(&ms_pkcs8)).unwrap();
     let f1_kid = format!("f1-{}", &random_token()[..8]);
     let (f1_key, f1_pkcs8) = LocalSigningKey::generate(f1_kid.clone(), JwsAlg::PS256).unwrap();
     let f1_id = register_pkjwt(&ts, &f1_key, "fapi1-advanced", json!({"redirect_uris": [redirect]})).await;
-    std::fs::write(files.path().join("f1.pem"), pkcs8_pem(&f1_pkcs8)).unwrap();
+    std::fs::write(files.path().join("f1.pem"), strongroom_server::dev::pkcs8_pem(&f1_pkcs8)).unwrap();
     let (cert, cert_key) = ts.trusted_cert(&format!("f1-{}", &random_token()[..6]));
     std::fs::write(files.path().join("f1-cert.pem"), &cert).unwrap();
     std::fs::write(files.path().join("f1-cert-key.pem"), &cert_key).unwrap();

@@ -172,53 +172,10 @@ async fn acr_values_are_reflected_in_the_id_token() {
     strongroom_server::service::add_user(&ts.server.state.store, "quinn", "password-123", json!({}), now())
         .await
         .unwrap();
-    let key = client_key(JwsAlg::ES256);
-    let redirect = ts.url("/demo/callback");
-    let id = register_pkjwt(&ts, &key, "fapi2-security", json!({"redirect_uris": [redirect]})).await;
-    let dkey = client_key(JwsAlg::ES256);
-    let (verifier, challenge) = pkce_pair();
     let acr = "urn:strongroom:acr:password";
-    let form = with(
-        pkjwt_form(&ts, &id, &key).into_iter().filter(|(k, _)| k != "grant_type").collect(),
-        &[
-            ("response_type", "code"),
-            ("redirect_uri", &redirect),
-            ("scope", "openid"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("acr_values", acr),
-            ("nonce", "n"),
-        ],
-    );
-    let r =
-        post_form(&ts.client(), &ts.url("/par"), &form, Some(&dpop_proof(&dkey, "POST", &ts.url("/par"), None, None)))
-            .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("client_id", &id)
-        .append_pair("request_uri", r.body["request_uri"].as_str().unwrap())
-        .finish();
     let before = now();
-    let done = sign_in_and_decide(&ts, &ts.url(&format!("/authorize?{q}")), "quinn", "password-123", "approve").await;
-    let code = redirect_params(&done.location().unwrap())["code"].clone();
-    let form = with(
-        pkjwt_form(&ts, &id, &key).into_iter().filter(|(k, _)| k != "grant_type").collect(),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect),
-            ("code_verifier", &verifier),
-        ],
-    );
-    let r = post_form(
-        &ts.client(),
-        &ts.url("/token"),
-        &form,
-        Some(&dpop_proof(&dkey, "POST", &ts.url("/token"), None, None)),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let id_token = jwt_claims(r.body["id_token"].as_str().unwrap());
+    let flow = fapi2_code_flow(&ts, "quinn", "password-123", "openid", &[("acr_values", acr), ("nonce", "n")]).await;
+    let id_token = jwt_claims(flow.body["id_token"].as_str().unwrap());
     assert_eq!(id_token["acr"], acr);
     assert!(id_token["auth_time"].as_i64().unwrap() >= before - 1);
     let discovery: Value =

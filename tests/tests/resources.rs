@@ -177,13 +177,6 @@ async fn resource_nonce_challenge() {
     assert_eq!(r.status(), 200);
 }
 
-struct FlowTokens {
-    body: Value,
-    client_id: String,
-    key: strongroom_protocol::jose::LocalSigningKey,
-    dkey: strongroom_protocol::jose::LocalSigningKey,
-}
-
 /// A complete FAPI 2.0 flow for user `dave`: the token response.
 async fn flow(ts: &TestServer) -> FlowTokens {
     strongroom_server::service::add_user(
@@ -195,51 +188,8 @@ async fn flow(ts: &TestServer) -> FlowTokens {
     )
     .await
     .unwrap();
-    let key = client_key(JwsAlg::ES256);
-    let redirect = ts.url("/demo/callback");
-    let id = ts.register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": [redirect]})).await;
-    let dkey = client_key(JwsAlg::ES256);
-    let (verifier, challenge) = pkce_pair();
-    let par = with(
-        pkjwt_form(ts, &id, &key).into_iter().filter(|(k, _)| k != "grant_type").collect(),
-        &[
-            ("response_type", "code"),
-            ("redirect_uri", &redirect),
-            ("scope", "openid profile email accounts"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("state", "s1"),
-            ("nonce", "n1"),
-        ],
-    );
-    let r =
-        post_form(&ts.client(), &ts.url("/par"), &par, Some(&dpop_proof(&dkey, "POST", &ts.url("/par"), None, None)))
-            .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("client_id", &id)
-        .append_pair("request_uri", r.body["request_uri"].as_str().unwrap())
-        .finish();
-    let done = sign_in_and_decide(ts, &ts.url(&format!("/authorize?{q}")), "dave", "password-123", "approve").await;
-    let code = redirect_params(&done.location().unwrap())["code"].clone();
-    let form = with(
-        pkjwt_form(ts, &id, &key).into_iter().filter(|(k, _)| k != "grant_type").collect(),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", &redirect),
-            ("code_verifier", &verifier),
-        ],
-    );
-    let r = post_form(
-        &ts.client(),
-        &ts.url("/token"),
-        &form,
-        Some(&dpop_proof(&dkey, "POST", &ts.url("/token"), None, None)),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    FlowTokens { body: r.body, client_id: id, key, dkey }
+    fapi2_code_flow(ts, "dave", "password-123", "openid profile email accounts", &[("state", "s1"), ("nonce", "n1")])
+        .await
 }
 
 /// OIDC-5.3-userinfo: UserInfo with the DPoP-bound token returns `sub` and the claims of

@@ -55,6 +55,8 @@ impl KeyEncryptionKey {
 struct Loaded {
     active: HashMap<JwsAlg, Arc<LocalSigningKey>>,
     published: Vec<Value>,
+    /// The published signing keys, parsed once per reload (verification is a hot path).
+    public: Arc<JwkSet>,
     decryption: Vec<DecryptionKey>,
 }
 
@@ -109,7 +111,12 @@ impl KeyRing {
             kek,
             algs,
             overlap_secs: i64::try_from(overlap_secs).unwrap_or(i64::MAX / 2),
-            loaded: RwLock::new(Loaded { active: HashMap::new(), published: Vec::new(), decryption: Vec::new() }),
+            loaded: RwLock::new(Loaded {
+                active: HashMap::new(),
+                published: Vec::new(),
+                public: Arc::new(JwkSet::default()),
+                decryption: Vec::new(),
+            }),
         };
         ring.ensure_keys(now).await?;
         ring.reload(now).await?;
@@ -127,46 +134,45 @@ impl KeyRing {
         }
         for (enc_alg, key_type) in ENCRYPTION_ALGS {
             if !keys.iter().any(|k| k.alg == *enc_alg && k.state == KeyState::Active) {
-                self.create_encryption_key(enc_alg, *key_type, now).await?;
+                self.create(enc_alg, *key_type, "enc", KeyState::Active, now).await?;
             }
         }
         Ok(())
     }
 
-    /// F2SP-6-keys: encryption keys are separate from signing keys (`use: enc`).
-    async fn create_encryption_key(&self, enc_alg: &str, key_type: JwsAlg, now: i64) -> anyhow::Result<()> {
-        let kid = format!("enc-{}-{}", enc_alg.to_lowercase(), &random_token()[..12]);
-        let (key, pkcs8) =
-            LocalSigningKey::generate(kid.clone(), key_type).map_err(|e| anyhow!("key generation: {e}"))?;
-        let mut jwk = key.public_jwk();
-        jwk["use"] = "enc".into();
-        jwk["alg"] = enc_alg.into();
-        let record = KeyRecord {
-            kid: kid.clone(),
-            alg: enc_alg.to_string(),
-            state: KeyState::Active,
-            public_jwk: jwk,
-            private_encrypted: self.kek.seal(&pkcs8, kid.as_bytes())?,
-            created_at: now,
-            state_changed_at: now,
-        };
-        self.store.insert_key(&record).await.context("storing an encryption key")?;
-        Ok(())
+    async fn create_key(&self, alg: JwsAlg, state: KeyState, now: i64) -> anyhow::Result<String> {
+        self.create(alg.as_str(), alg, "sig", state, now).await
     }
 
-    async fn create_key(&self, alg: JwsAlg, state: KeyState, now: i64) -> anyhow::Result<String> {
-        let kid = format!("{}-{}", alg.as_str().to_lowercase(), &random_token()[..12]);
-        let (key, pkcs8) = LocalSigningKey::generate(kid.clone(), alg).map_err(|e| anyhow!("key generation: {e}"))?;
+    /// Generates a key of `key_type`'s kind and stores it, sealed, under `stored_alg` with
+    /// its public JWK. F2SP-6-keys: encryption keys (`use: enc`, a JWE `alg`) are separate
+    /// keys from signing keys.
+    async fn create(
+        &self,
+        stored_alg: &str,
+        key_type: JwsAlg,
+        key_use: &str,
+        state: KeyState,
+        now: i64,
+    ) -> anyhow::Result<String> {
+        let prefix =
+            if key_use == "enc" { format!("enc-{}", stored_alg.to_lowercase()) } else { stored_alg.to_lowercase() };
+        let kid = format!("{prefix}-{}", &random_token()[..12]);
+        let (key, pkcs8) =
+            LocalSigningKey::generate(kid.clone(), key_type).map_err(|e| anyhow!("key generation: {e}"))?;
+        let mut public_jwk = key.public_jwk();
+        public_jwk["use"] = key_use.into();
+        public_jwk["alg"] = stored_alg.into();
         let record = KeyRecord {
             kid: kid.clone(),
-            alg: alg.as_str().to_string(),
+            alg: stored_alg.to_string(),
             state,
-            public_jwk: key.public_jwk(),
+            public_jwk,
             private_encrypted: self.kek.seal(&pkcs8, kid.as_bytes())?,
             created_at: now,
             state_changed_at: now,
         };
-        self.store.insert_key(&record).await.context("storing a signing key")?;
+        self.store.insert_key(&record).await.context("storing a key")?;
         Ok(kid)
     }
 
@@ -205,8 +211,10 @@ impl KeyRing {
             }
         }
         let active = active.into_iter().map(|(a, (_, k))| (a, k)).collect();
+        let signing: Vec<Value> = published.iter().filter(|k| k["use"] == "sig").cloned().collect();
+        let public = Arc::new(serde_json::from_value(json!({ "keys": signing }))?);
         let mut guard = self.loaded.write().map_err(|_| anyhow!("key ring lock poisoned"))?;
-        *guard = Loaded { active, published, decryption };
+        *guard = Loaded { active, published, public, decryption };
         Ok(())
     }
 
@@ -255,13 +263,8 @@ impl KeyRing {
     }
 
     /// The published signing keys as a typed set, for verifying the server's own tokens.
-    pub fn public_set(&self) -> JwkSet {
-        let keys: Vec<Value> = self
-            .loaded
-            .read()
-            .map(|l| l.published.iter().filter(|k| k["use"] == "sig").cloned().collect())
-            .unwrap_or_default();
-        serde_json::from_value(json!({ "keys": keys })).unwrap_or_default()
+    pub fn public_set(&self) -> Arc<JwkSet> {
+        self.loaded.read().map(|l| l.public.clone()).unwrap_or_default()
     }
 
     /// The keys that decrypt what clients encrypt to the server.

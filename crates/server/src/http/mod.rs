@@ -147,27 +147,12 @@ async fn limits(State(state): State<AppRef>, req: Request, next: Next) -> Respon
 /// F1B-6.2.1-11/12: echo `x-fapi-interaction-id`, or create one.
 async fn interaction_id(req: Request, next: Next) -> Response {
     let name = HeaderName::from_static("x-fapi-interaction-id");
-    let id = req
-        .headers()
-        .get(&name)
-        .filter(|v| v.len() <= 128)
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_str(&uuid_v4()).unwrap_or(HeaderValue::from_static("0")));
+    let id = req.headers().get(&name).filter(|v| v.len() <= 128).cloned().unwrap_or_else(|| {
+        HeaderValue::from_str(&strongroom_guard::new_uuid_v4()).unwrap_or(HeaderValue::from_static("0"))
+    });
     let mut resp = next.run(req).await;
     resp.headers_mut().entry(name).or_insert(id);
     resp
-}
-
-/// A random RFC 4122 version-4 UUID.
-pub fn uuid_v4() -> String {
-    let raw =
-        strongroom_protocol::jose::b64url_decode(&strongroom_protocol::random::random_token()).unwrap_or_default();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(raw.get(..16).unwrap_or(&[0u8; 16]));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// Converts a body-limit rejection into an OAuth error.
@@ -207,7 +192,7 @@ fn common(router: Router<AppRef>, state: &AppRef, listener: Listener) -> Router 
         .layer(middleware::from_fn(interaction_id))
         .layer(axum::Extension(listener))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::info_span!("request", id = %uuid_v4(), method = %req.method(), path = %req.uri().path())
+            tracing::info_span!("request", id = %strongroom_guard::new_uuid_v4(), method = %req.method(), path = %req.uri().path())
         }))
         .with_state(state.clone())
 }
@@ -235,13 +220,5 @@ mod tests {
         assert!(parse_pairs(b"a=1&b=2").is_ok());
         let err = parse_pairs(b"a=1&a=2").unwrap_err();
         assert_eq!(err.error.code, ErrorCode::InvalidRequest);
-    }
-
-    #[test]
-    fn uuids_are_version_4() {
-        let u = uuid_v4();
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-        assert_ne!(u, uuid_v4());
     }
 }

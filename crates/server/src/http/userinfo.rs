@@ -26,7 +26,7 @@ struct OwnKeys(Arc<AppState>);
 #[async_trait]
 impl KeySource for OwnKeys {
     async fn keys(&self, _kid: Option<&str>) -> Option<JwkSet> {
-        Some(self.0.keys.public_set())
+        Some(self.0.keys.public_set().as_ref().clone())
     }
 }
 
