@@ -251,7 +251,6 @@ fn check(requirements: &[Requirement], rows: &[Row], read_source: &dyn Fn(&str) 
     errors
 }
 
-
 #[test]
 fn requirements_map_covers_every_requirement() {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
