@@ -44,6 +44,37 @@ async fn trusted_proxy_header_carries_the_client_certificate() {
     assert_error(&r, 401, "invalid_client");
 }
 
+/// Issue 12 point 9, RFC 9440 §2.2: a trusted proxy must overwrite `Client-Cert`, so a request
+/// on which it appears twice (the proxy appended the client's own value) is refused with
+/// `400 invalid_request` — never "the first value wins" — and so is a value that is not a
+/// certificate. The same client with one correct header gets its token.
+#[tokio::test]
+async fn repeated_or_malformed_forwarded_certificate_is_refused() {
+    let ts = TestServer::start_with(|c| {
+        c.proxy.trusted = vec!["127.0.0.1".into()];
+        c.proxy.client_cert_header = Some("client-cert".into());
+    })
+    .await;
+    let id = register_tls(&ts, "behind-proxy-twice", json!({})).await;
+    let (cert, _) = ts.trusted_cert("behind-proxy-twice");
+    let (attacker, _) = ts.trusted_cert("attacker");
+    let url = ts.mtls_url("/token");
+
+    let twice = ts
+        .client()
+        .post(&url)
+        .header("Client-Cert", rfc9440_client_cert(&cert))
+        .header("Client-Cert", rfc9440_client_cert(&attacker))
+        .form(&mtls_form(&id));
+    assert_error(&send(twice).await, 400, "invalid_request");
+
+    let malformed = ts.client().post(&url).header("Client-Cert", ":bm90IGEgY2VydGlmaWNhdGU=:").form(&mtls_form(&id));
+    assert_error(&send(malformed).await, 400, "invalid_request");
+
+    let once = ts.client().post(&url).header("Client-Cert", rfc9440_client_cert(&cert)).form(&mtls_form(&id));
+    assert_token(&send(once).await);
+}
+
 /// R8705-2 (the other side): when the peer (127.0.0.1) is not a configured proxy, the same
 /// `Client-Cert` header is ignored — the client is 401 `invalid_client` — while a
 /// certificate on its own TLS connection still authenticates it.

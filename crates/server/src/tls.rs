@@ -271,12 +271,27 @@ impl ProxyRule {
     }
 }
 
+/// Why a certificate forwarded by a trusted proxy was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardedCertError {
+    /// The certificate header appeared more than once: a proxy that appends instead of
+    /// overwriting would let a client add its own value, so no value can be trusted.
+    #[error("the forwarded client certificate header appears more than once")]
+    Repeated,
+    /// The header (or one `Client-Cert-Chain` element) is not a certificate.
+    #[error("the forwarded client certificate is malformed")]
+    Malformed,
+}
+
 /// Decide where a request's client certificate comes from, and strip forwarded
 /// certificate headers that must not reach the router.
 ///
 /// - A proxy header is configured and the TCP peer is a trusted proxy: the certificate
 ///   comes from that header (plus RFC 9440 `Client-Cert-Chain` when the header is
 ///   `Client-Cert`), `via_proxy` is true, and the proxy's own TLS certificate is ignored.
+///   A header that appears more than once, or a value that is not a certificate, refuses
+///   the request (RFC 9440 §2.2: `Client-Cert` is a single byte sequence; the proxy must
+///   overwrite what the client sent, so two values mean it did not).
 /// - Otherwise: the certificate comes from the TLS handshake, and the configured header,
 ///   `Client-Cert` and `Client-Cert-Chain` are removed from the request, so nobody can
 ///   inject a certificate by sending a header.
@@ -285,31 +300,48 @@ pub fn apply_proxy_rule(
     peer_addr: SocketAddr,
     tls_cert: Option<ClientCertChain>,
     rule: &ProxyRule,
-) -> ConnectionInfo {
+) -> Result<ConnectionInfo, ForwardedCertError> {
     if let Some(header) = &rule.header {
         if rule.is_trusted(peer_addr.ip()) {
-            let leaf = headers.get(header).and_then(|v| v.to_str().ok()).and_then(client_cert_from_proxy_header);
-            let client_cert = leaf.map(|leaf| {
-                let mut chain = vec![leaf];
-                if *header == CLIENT_CERT {
-                    chain.extend(
-                        headers
-                            .get_all(CLIENT_CERT_CHAIN)
-                            .iter()
-                            .filter_map(|v| v.to_str().ok())
-                            .flat_map(|v| v.split(','))
-                            .filter_map(client_cert_from_proxy_header),
-                    );
-                }
-                ClientCertChain(Arc::new(chain))
-            });
-            return ConnectionInfo { peer_addr, client_cert, via_proxy: true };
+            let client_cert = forwarded_chain(headers, header)?;
+            return Ok(ConnectionInfo { peer_addr, client_cert, via_proxy: true });
         }
         headers.remove(header);
     }
     headers.remove(CLIENT_CERT);
     headers.remove(CLIENT_CERT_CHAIN);
-    ConnectionInfo { peer_addr, client_cert: tls_cert, via_proxy: false }
+    Ok(ConnectionInfo { peer_addr, client_cert: tls_cert, via_proxy: false })
+}
+
+/// The chain a trusted proxy forwarded in `header` (none when the header is absent).
+fn forwarded_chain(headers: &HeaderMap, header: &HeaderName) -> Result<Option<ClientCertChain>, ForwardedCertError> {
+    let mut values = headers.get_all(header).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ForwardedCertError::Repeated);
+    }
+    let decode = |v: &str| client_cert_from_proxy_header(v).ok_or(ForwardedCertError::Malformed);
+    let mut chain = vec![decode(value.to_str().map_err(|_| ForwardedCertError::Malformed)?)?];
+    if *header == CLIENT_CERT {
+        // RFC 9440 §2.3: Client-Cert-Chain is a list; several field lines combine into one list.
+        for line in headers.get_all(CLIENT_CERT_CHAIN) {
+            let line = line.to_str().map_err(|_| ForwardedCertError::Malformed)?;
+            for element in line.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                chain.push(decode(element)?);
+            }
+        }
+    }
+    Ok(Some(ClientCertChain(Arc::new(chain))))
+}
+
+/// The answer to a request whose forwarded certificate was refused: `400 invalid_request`
+/// (RFC 6749 §5.2), without echoing the header.
+fn forwarded_cert_refused(e: ForwardedCertError) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = serde_json::json!({ "error": "invalid_request", "error_description": e.to_string() });
+    (http::StatusCode::BAD_REQUEST, [(http::header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
 
 /// Decode a client certificate forwarded by a proxy. The format is detected from the value:
@@ -408,9 +440,16 @@ pub async fn serve(
                 .map(|c| ClientCertChain(Arc::new(c.iter().map(|c| c.clone().into_owned()).collect())));
 
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                let info = apply_proxy_rule(req.headers_mut(), peer_addr, tls_cert.clone(), &rule);
-                req.extensions_mut().insert(info);
-                app.clone().oneshot(req.map(axum::body::Body::new))
+                match apply_proxy_rule(req.headers_mut(), peer_addr, tls_cert.clone(), &rule) {
+                    Ok(info) => {
+                        req.extensions_mut().insert(info);
+                        futures::future::Either::Left(app.clone().oneshot(req.map(axum::body::Body::new)))
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %peer_addr, error = %e, "forwarded client certificate refused");
+                        futures::future::Either::Right(std::future::ready(Ok(forwarded_cert_refused(e))))
+                    }
+                }
             });
 
             let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -510,7 +549,8 @@ mod tests {
             peer("10.1.2.3"),
             Some(proxy_tls),
             &rule(&["10.0.0.0/8"], Some("Client-Cert")),
-        );
+        )
+        .expect("accepted");
         assert!(info.via_proxy);
         let chain = info.client_cert.expect("cert from header");
         assert_eq!(chain.leaf(), Some(&forwarded));
@@ -525,7 +565,8 @@ mod tests {
             peer("127.0.0.1"),
             Some(ClientCertChain(Arc::new(vec![test_cert()]))),
             &rule(&["127.0.0.1"], Some("client-cert")),
-        );
+        )
+        .expect("accepted");
         assert!(info.via_proxy);
         assert!(info.client_cert.is_none());
     }
@@ -537,7 +578,8 @@ mod tests {
         headers.insert("client-cert", sf_bytes(&leaf).parse().expect("value"));
         headers.insert("client-cert-chain", sf_bytes(&inter).parse().expect("value"));
         let info =
-            apply_proxy_rule(&mut headers, peer("192.0.2.1"), None, &rule(&["192.0.2.0/24"], Some("client-cert")));
+            apply_proxy_rule(&mut headers, peer("192.0.2.1"), None, &rule(&["192.0.2.0/24"], Some("client-cert")))
+                .expect("accepted");
         assert_eq!(info.client_cert.expect("chain").0.as_slice(), &[leaf, inter]);
     }
 
@@ -555,7 +597,8 @@ mod tests {
             peer("203.0.113.9"),
             Some(tls.clone()),
             &rule(&["10.0.0.0/8"], Some("X-SSL-Cert")),
-        );
+        )
+        .expect("accepted");
         assert!(!info.via_proxy);
         assert_eq!(info.client_cert, Some(tls));
         assert!(headers.get("x-ssl-cert").is_none());
@@ -568,10 +611,67 @@ mod tests {
     fn without_proxy_config_client_cert_headers_are_stripped() {
         let mut headers = HeaderMap::new();
         headers.insert("client-cert", sf_bytes(&test_cert()).parse().expect("value"));
-        let info = apply_proxy_rule(&mut headers, peer("127.0.0.1"), None, &rule(&["127.0.0.1"], None));
+        let info =
+            apply_proxy_rule(&mut headers, peer("127.0.0.1"), None, &rule(&["127.0.0.1"], None)).expect("accepted");
         assert!(!info.via_proxy);
         assert!(info.client_cert.is_none());
         assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn repeated_forwarded_certificate_header_is_refused() {
+        // F2SP-5.2.2 / RFC 9440 §2.2: a proxy that appends instead of overwriting lets the
+        // client add a value; two values are refused, never "the first wins".
+        let (a, b) = (test_cert(), test_cert());
+        let mut headers = HeaderMap::new();
+        headers.append("client-cert", sf_bytes(&a).parse().expect("value"));
+        headers.append("client-cert", sf_bytes(&b).parse().expect("value"));
+        let r = rule(&["10.0.0.0/8"], Some("Client-Cert"));
+        assert_eq!(
+            apply_proxy_rule(&mut headers, peer("10.0.0.1"), None, &r).map(|_| ()),
+            Err(ForwardedCertError::Repeated)
+        );
+    }
+
+    #[test]
+    fn malformed_forwarded_certificate_or_chain_is_refused() {
+        let r = rule(&["10.0.0.0/8"], Some("Client-Cert"));
+        let mut headers = HeaderMap::new();
+        headers.insert("client-cert", ":bm90IGEgY2VydA==:".parse().expect("value"));
+        assert_eq!(
+            apply_proxy_rule(&mut headers, peer("10.0.0.1"), None, &r).map(|_| ()),
+            Err(ForwardedCertError::Malformed)
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("client-cert", sf_bytes(&test_cert()).parse().expect("value"));
+        headers.insert("client-cert-chain", format!("{}, :AAAA:", sf_bytes(&test_cert())).parse().expect("value"));
+        assert_eq!(
+            apply_proxy_rule(&mut headers, peer("10.0.0.1"), None, &r).map(|_| ()),
+            Err(ForwardedCertError::Malformed)
+        );
+    }
+
+    #[test]
+    fn chain_split_over_several_lines_is_one_list() {
+        let (leaf, i1, i2) = (test_cert(), test_cert(), test_cert());
+        let mut headers = HeaderMap::new();
+        headers.insert("client-cert", sf_bytes(&leaf).parse().expect("value"));
+        headers.append("client-cert-chain", sf_bytes(&i1).parse().expect("value"));
+        headers.append("client-cert-chain", sf_bytes(&i2).parse().expect("value"));
+        let info = apply_proxy_rule(&mut headers, peer("10.0.0.1"), None, &rule(&["10.0.0.0/8"], Some("client-cert")))
+            .expect("accepted");
+        assert_eq!(info.client_cert.expect("chain").0.as_slice(), &[leaf, i1, i2]);
+    }
+
+    #[test]
+    fn repeated_header_from_an_untrusted_peer_is_just_stripped() {
+        let mut headers = HeaderMap::new();
+        headers.append("client-cert", ":AAAA:".parse().expect("value"));
+        headers.append("client-cert", ":AAAA:".parse().expect("value"));
+        let info =
+            apply_proxy_rule(&mut headers, peer("203.0.113.1"), None, &rule(&["10.0.0.0/8"], Some("client-cert")))
+                .expect("accepted");
+        assert!(!info.via_proxy && info.client_cert.is_none() && headers.is_empty());
     }
 
     #[test]
