@@ -4,7 +4,7 @@
 //! sender-constraint requirement for FAPI 2.0 tokens.
 
 use serde_json::{Value, json};
-use strongroom_protocol::jose::{JwsAlg, JwsSigner, LocalSigningKey};
+use strongroom_protocol::jose::{JwsAlg, JwsSigner, LocalSigningKey, sign_with_header};
 use strongroom_tests::kit::*;
 use strongroom_tests::*;
 
@@ -96,6 +96,49 @@ async fn fapi1_accepts_token_endpoint_audience() {
     claims["aud"] = json!("https://elsewhere.example/token");
     let form = with(assertion_form(&id, &assertion(&key, &claims)), &[("grant_type", "client_credentials")]);
     assert_error(&post_form(&http, &url, &form, None).await, 401, "invalid_client");
+}
+
+/// Issue 12 point 5, RFC 8725 §3.11 (explicit typing): a FAPI 1.0 request object signed by
+/// the client — `iss` and `sub` the client, `aud` the issuer, a fresh `jti`, untyped as FAPI
+/// 1.0 allows — is not a client credential, nor is a JWT whose `typ` names another kind
+/// (a request object, a DPoP proof, an access token, a logout token). An assertion typed
+/// `client-authentication+jwt` (rfc7523bis) or `JWT` still authenticates the client.
+#[tokio::test]
+async fn jwts_of_other_kinds_are_not_client_assertions() {
+    let ts = TestServer::start().await;
+    let key = client_key(JwsAlg::PS256);
+    let id = register_pkjwt(&ts, &key, "fapi1-advanced", json!({})).await;
+    let (cert, cert_key) = ts.trusted_cert("fapi1-typed");
+    let http = ts.mtls_client(&cert, &cert_key);
+    let url = ts.mtls_url("/token");
+    let token_request = |jwt: String| with(assertion_form(&id, &jwt), &[("grant_type", "client_credentials")]);
+
+    let mut request_object = assertion_claims(&id, &ts.issuer);
+    for (k, v) in [
+        ("response_type", "code id_token"),
+        ("client_id", id.as_str()),
+        ("redirect_uri", "https://client.example/cb"),
+        ("scope", "openid"),
+        ("nonce", "n-1"),
+        ("state", "s-1"),
+    ] {
+        request_object[k] = json!(v);
+    }
+    let r = post_form(&http, &url, &token_request(assertion(&key, &request_object)), None).await;
+    assert_error(&r, 401, "invalid_client");
+
+    for typ in ["oauth-authz-req+jwt", "dpop+jwt", "at+jwt", "application/logout+jwt", "secevent+jwt"] {
+        let header = json!({"alg": "PS256", "typ": typ});
+        let jwt = sign_with_header(&key, &header, &assertion_claims(&id, &ts.issuer)).expect("sign");
+        let r = post_form(&http, &url, &token_request(jwt), None).await;
+        assert_error(&r, 401, "invalid_client");
+    }
+
+    for typ in ["client-authentication+jwt", "JWT"] {
+        let header = json!({"alg": "PS256", "typ": typ});
+        let jwt = sign_with_header(&key, &header, &assertion_claims(&id, &ts.issuer)).expect("sign");
+        assert_token(&post_form(&http, &url, &token_request(jwt), None).await);
+    }
 }
 
 /// R7523-3-exp: an assertion whose `exp` passed two minutes ago is refused; one without

@@ -32,9 +32,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use strongroom_protocol::dpop::{NonceIssuer, NonceRule, ProofContext, check_proof};
-use strongroom_protocol::jose::{JwsAlg, ParsedJws};
+use strongroom_protocol::jose::{JwsAlg, JwtKind, ParsedJws, check_explicit_type};
 use strongroom_protocol::mtls::certificate_thumbprint;
-use strongroom_protocol::tokens::{ACCESS_TOKEN_TYP, Binding};
+use strongroom_protocol::tokens::Binding;
 use strongroom_protocol::{ErrorCode, OAuthError};
 
 /// What the guard accepts.
@@ -117,9 +117,7 @@ fn system_now() -> i64 {
 /// RFC 9068 §4: the access-token `typ`, with or without the `application/` prefix
 /// (media types compare case-insensitively, RFC 7515 §4.1.9).
 fn is_access_token_typ(typ: Option<&str>) -> bool {
-    let Some(t) = typ else { return false };
-    let t = t.to_ascii_lowercase();
-    t == ACCESS_TOKEN_TYP || t.strip_prefix("application/") == Some(ACCESS_TOKEN_TYP)
+    check_explicit_type(typ, JwtKind::AccessToken).is_ok()
 }
 
 /// A required, non-empty string claim.

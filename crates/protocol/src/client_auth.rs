@@ -4,7 +4,7 @@
 
 use crate::client::Client;
 use crate::error::{OAuthError, OAuthResult};
-use crate::jose::ParsedJws;
+use crate::jose::{JwtKind, ParsedJws, check_explicit_type};
 use crate::policy::{AssertionAudience, AuthMethod, Policy};
 use base64::Engine;
 use serde_json::Value;
@@ -213,6 +213,24 @@ pub struct AssertionReplayKey {
     pub expires_at: i64,
 }
 
+/// Claims that define an authorization request (RFC 6749 §4.1.1, RFC 7636, RFC 9101): a
+/// client assertion never carries them, a request object always carries `response_type`.
+const AUTHORIZATION_REQUEST_CLAIMS: &[&str] = &["response_type", "redirect_uri", "code_challenge"];
+
+/// RFC 8725 §3.11 (issue 12 point 5): a client assertion is explicitly a client assertion.
+/// Its `typ` must not name another kind of JWT, and — because FAPI 1.0 request objects may
+/// be untyped — it must not carry the claims of an authorization request, so a signed
+/// request object that happens to have `sub` and `jti` is never a client credential
+/// (mutually exclusive validation rules for the two kinds).
+pub fn check_assertion_kind(jws: &ParsedJws) -> OAuthResult<()> {
+    check_explicit_type(jws.header_str("typ"), JwtKind::ClientAssertion)
+        .map_err(|_| OAuthError::invalid_client("the client assertion typ is not a client assertion"))?;
+    if AUTHORIZATION_REQUEST_CLAIMS.iter().any(|c| jws.claims.contains_key(*c)) {
+        return Err(OAuthError::invalid_client("a request object is not a client assertion"));
+    }
+    Ok(())
+}
+
 /// Longest lifetime accepted for a client assertion (RFC 7523 §3 lets the server refuse
 /// an `exp` unreasonably far ahead; it also bounds how long `jti`s are kept).
 pub const MAX_ASSERTION_LIFETIME: i64 = 3600;
@@ -230,6 +248,7 @@ pub fn check_client_assertion(
     if !client.accepts_alg(jws.alg, client.assertion_alg) {
         return Err(OAuthError::invalid_client("client assertion algorithm is not allowed"));
     }
+    check_assertion_kind(jws)?;
     if jws.claim_str("iss") != Some(client.client_id.as_str())
         || jws.claim_str("sub") != Some(client.client_id.as_str())
     {

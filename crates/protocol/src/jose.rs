@@ -14,6 +14,81 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The kinds of JWT Strongroom receives, each with its own `typ` (explicit typing,
+/// RFC 8725 §3.11), so that a JWT issued for one purpose is never accepted for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtKind {
+    /// A `private_key_jwt` client assertion (RFC 7523; `client-authentication+jwt` in
+    /// draft-ietf-oauth-rfc7523bis, untyped or `JWT` in RFC 7523 itself).
+    ClientAssertion,
+    /// A request object (RFC 9101 §10.8: `oauth-authz-req+jwt`; FAPI 1.0 lets it be untyped).
+    RequestObject,
+    /// A DPoP proof (RFC 9449 §4.2: `dpop+jwt`, required).
+    DpopProof,
+    /// A JWT access token (RFC 9068 §2.1: `at+jwt`, required).
+    AccessToken,
+}
+
+/// `typ` values that name a specific kind of JWT, normalised (see [`normalise_typ`]).
+/// A JWT carrying one of these is only ever accepted as that kind.
+const SPECIFIC_TYPS: &[&str] = &[
+    "client-authentication+jwt",
+    "oauth-authz-req+jwt",
+    "dpop+jwt",
+    "at+jwt",
+    "token-introspection+jwt",
+    "logout+jwt",
+    "secevent+jwt",
+    "jwt-idtoken",
+    "oauth-authz-resp+jwt",
+];
+
+impl JwtKind {
+    /// The kind's own `typ`, normalised.
+    pub fn typ(self) -> &'static str {
+        match self {
+            JwtKind::ClientAssertion => "client-authentication+jwt",
+            JwtKind::RequestObject => "oauth-authz-req+jwt",
+            JwtKind::DpopProof => "dpop+jwt",
+            JwtKind::AccessToken => "at+jwt",
+        }
+    }
+
+    /// Whether the kind may also arrive untyped (no `typ`, or the generic `JWT`): client
+    /// assertions under RFC 7523 and request objects under FAPI 1.0 / OIDC Core.
+    fn may_be_untyped(self) -> bool {
+        matches!(self, JwtKind::ClientAssertion | JwtKind::RequestObject)
+    }
+}
+
+/// RFC 7515 §4.1.9: `typ` is a media type compared case-insensitively, and the
+/// `application/` prefix may be left out.
+pub fn normalise_typ(typ: &str) -> String {
+    let lower = typ.trim().to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_string(),
+        None => lower,
+    }
+}
+
+/// RFC 8725 §3.11 (explicit typing): the JWS header's `typ` must be `kind`'s own, or —
+/// for kinds that may be untyped — absent or `JWT`. A `typ` naming any other kind of
+/// JWT, or an unknown one, is refused, so a DPoP proof, access token, logout token or
+/// request object is never taken as, say, a client credential.
+pub fn check_explicit_type(typ: Option<&str>, kind: JwtKind) -> Result<(), &'static str> {
+    let Some(typ) = typ else {
+        return if kind.may_be_untyped() { Ok(()) } else { Err("the JWT has no typ") };
+    };
+    let typ = normalise_typ(typ);
+    if typ == kind.typ() || (typ == "jwt" && kind.may_be_untyped()) {
+        Ok(())
+    } else if SPECIFIC_TYPS.contains(&typ.as_str()) {
+        Err("the JWT typ names another kind of JWT")
+    } else {
+        Err("the JWT typ is not accepted here")
+    }
+}
+
 /// JWS algorithms Strongroom knows. Anything else (`none`, `HS*`, …) never parses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JwsAlg {
@@ -532,6 +607,34 @@ mod tests {
     }
 
     /// OIDC Core §3.3.2.11: left half of the hash, base64url.
+    /// RFC 8725 §3.11: each kind accepts its own typ (any case, with or without
+    /// `application/`), untyped only where the kind allows it, and never another kind's.
+    #[test]
+    fn explicit_typing_keeps_kinds_apart() {
+        use JwtKind::*;
+        for kind in [ClientAssertion, RequestObject, DpopProof, AccessToken] {
+            assert_eq!(check_explicit_type(Some(kind.typ()), kind), Ok(()), "{kind:?}");
+            let upper = format!("application/{}", kind.typ().to_uppercase());
+            assert_eq!(check_explicit_type(Some(&upper), kind), Ok(()), "{kind:?}");
+            for other in [ClientAssertion, RequestObject, DpopProof, AccessToken] {
+                if other != kind {
+                    assert!(check_explicit_type(Some(other.typ()), kind).is_err(), "{other:?} as {kind:?}");
+                }
+            }
+            for foreign in ["logout+jwt", "secevent+jwt", "token-introspection+jwt", "text/plain"] {
+                assert!(check_explicit_type(Some(foreign), kind).is_err(), "{foreign} as {kind:?}");
+            }
+        }
+        for kind in [ClientAssertion, RequestObject] {
+            assert_eq!(check_explicit_type(None, kind), Ok(()));
+            assert_eq!(check_explicit_type(Some("JWT"), kind), Ok(()));
+        }
+        for kind in [DpopProof, AccessToken] {
+            assert!(check_explicit_type(None, kind).is_err());
+            assert!(check_explicit_type(Some("JWT"), kind).is_err());
+        }
+    }
+
     #[test]
     fn half_hash_lengths() {
         assert_eq!(b64url_decode(&JwsAlg::ES256.half_hash("abc")).unwrap().len(), 16);

@@ -5,7 +5,7 @@ use crate::authz::Params;
 use crate::client::Client;
 use crate::client_auth::check_not_from_future;
 use crate::error::{ErrorCode, OAuthError, OAuthResult};
-use crate::jose::ParsedJws;
+use crate::jose::{JwtKind, ParsedJws, check_explicit_type};
 use crate::policy::{ResponseMode, ResponseType};
 use serde_json::{Map, Value};
 
@@ -35,10 +35,9 @@ pub fn check_request_object(
     if !client.accepts_alg(jws.alg, client.request_object_alg) {
         return Err(invalid("the request object algorithm is not allowed"));
     }
-    match jws.header_str("typ") {
-        None | Some(REQUEST_OBJECT_TYP) | Some("JWT") => {}
-        Some(_) => return Err(invalid("the request object typ is not oauth-authz-req+jwt")),
-    }
+    // RFC 9101 §10.8, RFC 8725 §3.11.
+    check_explicit_type(jws.header_str("typ"), JwtKind::RequestObject)
+        .map_err(|_| invalid("the request object typ is not oauth-authz-req+jwt"))?;
     if jws.claim_str("iss") != Some(client.client_id.as_str()) {
         return Err(invalid("the request object iss must be the client_id"));
     }
