@@ -21,7 +21,7 @@ pub const ALLOWED_ALGORITHMS: [&str; 3] = ["PS256", "ES256", "EdDSA"];
 
 /// Top-level keys; environment variables whose first segment is not one of these are
 /// ignored (so e.g. `STRONGROOM_CONFIG`, read by the CLI, is not an unknown key).
-const TOP_LEVEL_KEYS: [&str; 16] = [
+const TOP_LEVEL_KEYS: [&str; 17] = [
     "issuer",
     "development",
     "data_dir",
@@ -38,6 +38,7 @@ const TOP_LEVEL_KEYS: [&str; 16] = [
     "pages",
     "admin",
     "registration",
+    "metrics",
 ];
 
 /// The whole server configuration.
@@ -77,6 +78,17 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Dynamic client registration.
     pub registration: RegistrationConfig,
+    /// Prometheus metrics listener.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the Prometheus listener (plain HTTP, `GET /metrics`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to serve metrics; `None` (the default) serves none. Bind it to loopback or a
+    /// monitoring network: it is plain HTTP without authentication.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[listen]`: where the two HTTPS listeners bind.
@@ -281,6 +293,7 @@ impl Default for Config {
             pages: PagesConfig::default(),
             admin: AdminConfig::default(),
             registration: RegistrationConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -359,6 +372,7 @@ impl fmt::Debug for Config {
             .field("pages", &self.pages)
             .field("admin", &self.admin)
             .field("registration", &self.registration)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -514,6 +528,11 @@ impl Config {
         }
         if self.listen.public == self.listen.mtls {
             p.add("listen.mtls", "must differ from listen.public");
+        }
+        if let Some(m) = self.metrics.listen
+            && (m == self.listen.public || m == self.listen.mtls)
+        {
+            p.add("metrics.listen", "must differ from listen.public and listen.mtls");
         }
         if !(1..=300).contains(&self.listen.handshake_timeout_secs) {
             p.add(

@@ -15,6 +15,7 @@ pub mod pages;
 pub mod pki;
 pub mod service;
 pub mod state;
+pub mod telemetry;
 pub mod tls;
 pub mod trust;
 
@@ -33,6 +34,8 @@ pub struct RunningServer {
     pub public_addr: SocketAddr,
     /// Where the mTLS listener is bound.
     pub mtls_addr: SocketAddr,
+    /// Where the metrics listener is bound, if one is configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// Shared state (tests use its store and keys).
     pub state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
@@ -149,13 +152,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let mtls_listener = tokio::net::TcpListener::bind(config.listen.mtls)
         .await
         .with_context(|| format!("listen.mtls: cannot bind {}", config.listen.mtls))?;
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => {
+            telemetry::install()?;
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("metrics.listen: cannot bind {addr}"))?,
+            )
+        }
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let public_addr = public_listener.local_addr()?;
     let mtls_addr = mtls_listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(tls::serve(
             public_listener,
             public_tls,
@@ -165,8 +180,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )),
         tokio::spawn(tls::serve(mtls_listener, mtls_tls, http::mtls_router(&state), opts, stopped(rx.clone()))),
     ];
+    if let Some(l) = metrics_listener {
+        tasks.push(tokio::spawn(telemetry::serve(state.clone(), l, stopped(rx.clone()))));
+    }
     spawn_housekeeping(state.clone(), rx);
-    Ok(RunningServer { public_addr, mtls_addr, state, shutdown: tx, tasks })
+    Ok(RunningServer { public_addr, mtls_addr, metrics_addr, state, shutdown: tx, tasks })
 }
 
 /// Purges expired records and picks up key rotations made by other nodes.

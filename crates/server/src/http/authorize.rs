@@ -728,6 +728,7 @@ async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<
         return Ok(again(BAD_CREDENTIALS, StatusCode::OK));
     }
     if throttled(state, &key, now) {
+        crate::telemetry::login(crate::telemetry::LoginResult::Throttled);
         return Ok(again(TOO_MANY_ATTEMPTS, StatusCode::TOO_MANY_REQUESTS));
     }
     let user = state.store.get_user_by_username(username).await.map_err(|e| store_page(state, e))?;
@@ -746,9 +747,11 @@ async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<
     .unwrap_or(false);
     let Some(user) = user.filter(|_| verified) else {
         record_failure(state, &key, now);
+        crate::telemetry::login(crate::telemetry::LoginResult::Failure);
         return Ok(again(BAD_CREDENTIALS, StatusCode::OK));
     };
     clear_failures(state, &key);
+    crate::telemetry::login(crate::telemetry::LoginResult::Success);
     // A new session on every login (no session fixation); the old one ends.
     if let Some(old) = cookie(headers, SESSION_COOKIE)
         && let Err(e) = state.store.delete_session(&sha256_b64url(old.as_bytes())).await

@@ -72,6 +72,7 @@ impl IntoResponse for ErrorResponse {
         let status = StatusCode::from_u16(self.error.status).unwrap_or(StatusCode::BAD_REQUEST);
         let body = json!({"error": self.error.code.as_str(), "error_description": self.error.description});
         let mut resp = (status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(crate::telemetry::OAuthErrorCode(self.error.code.as_str()));
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(v) = self.www_authenticate.and_then(|v| HeaderValue::from_str(&v).ok()) {
@@ -190,6 +191,7 @@ fn common(router: Router<AppRef>, state: &AppRef, listener: Listener) -> Router 
         .layer(middleware::from_fn(body_limit_error))
         .layer(middleware::from_fn_with_state(state.clone(), limits))
         .layer(middleware::from_fn(interaction_id))
+        .layer(middleware::from_fn_with_state(listener, crate::telemetry::track))
         .layer(axum::Extension(listener))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
             tracing::info_span!("request", id = %strongroom_guard::new_uuid_v4(), method = %req.method(), path = %req.uri().path())

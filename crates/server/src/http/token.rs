@@ -115,6 +115,7 @@ async fn client_credentials(
         acr: None,
     };
     let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
+    crate::telemetry::token_issued(GrantType::ClientCredentials, &auth.client, &binding);
     Ok(Value::Object(token_response(&at, &binding, ttl, &scope)))
 }
 
@@ -165,6 +166,7 @@ async fn authorization_code(
         acr: data.acr.as_deref(),
     };
     let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
+    crate::telemetry::token_issued(GrantType::AuthorizationCode, &auth.client, &binding);
     let mut resp = token_response(&at, &binding, ttl, &data.scope);
     if auth.client.allows_grant(GrantType::RefreshToken) {
         let rt = issue::refresh_token(state, &g, &binding, now).await?;
@@ -231,6 +233,7 @@ async fn refresh(
         acr: acr.as_deref(),
     };
     let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
+    crate::telemetry::token_issued(GrantType::RefreshToken, &auth.client, &binding);
     let mut resp = token_response(&at, &binding, ttl, &scope);
     // F2SP-5.3.2.1-9: FAPI clients keep their refresh token; plain OAuth rotates it.
     if auth.client.policy().rotate_refresh_tokens {
