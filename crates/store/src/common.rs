@@ -1,6 +1,7 @@
 //! Pieces both backends share: the migration list type, error mapping, JSON columns,
 //! row decoding and the classification of a consume attempt.
 
+use crate::sql_store::RowExt;
 use crate::{
     ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord, StoreError, StoreResult,
     Timestamp, TokenKind, TokenRecord, UserRecord,
@@ -20,8 +21,16 @@ pub(crate) struct Migration {
 }
 
 /// The highest version in a migration list (0 when empty).
-pub(crate) fn latest_version(migrations: &[Migration]) -> i64 {
-    migrations.iter().map(|m| m.version).max().unwrap_or(0)
+pub(crate) const fn latest_version(migrations: &[Migration]) -> i64 {
+    let mut latest = 0;
+    let mut i = 0;
+    while i < migrations.len() {
+        if migrations[i].version > latest {
+            latest = migrations[i].version;
+        }
+        i += 1;
+    }
+    latest
 }
 
 /// Seconds since the Unix epoch, for `schema_migrations.applied_at` only (store
@@ -53,24 +62,6 @@ pub(crate) fn to_json(value: &serde_json::Value) -> StoreResult<String> {
 /// Parses a JSON column.
 pub(crate) fn from_json(text: &str, column: &str) -> StoreResult<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
-}
-
-/// Typed column access on a backend's row type, with errors mapped to [`StoreError`].
-pub(crate) trait RowExt: Row {
-    /// A TEXT column.
-    fn text(&self, column: &str) -> StoreResult<String>;
-    /// A nullable TEXT column.
-    fn opt_text(&self, column: &str) -> StoreResult<Option<String>>;
-    /// A BIGINT / INTEGER column.
-    fn int(&self, column: &str) -> StoreResult<i64>;
-    /// A BLOB / BYTEA column.
-    fn bytes(&self, column: &str) -> StoreResult<Vec<u8>>;
-    /// A boolean column (INTEGER 0/1 in SQLite, BOOLEAN in PostgreSQL).
-    fn flag(&self, column: &str) -> StoreResult<bool>;
-    /// A JSON column, selected as text.
-    fn json(&self, column: &str) -> StoreResult<serde_json::Value> {
-        from_json(&self.text(column)?, column)
-    }
 }
 
 fn column_err(column: &str, e: sqlx::Error) -> StoreError {

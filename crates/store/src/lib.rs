@@ -1,6 +1,8 @@
-//! Strongroom's storage: one async [`Store`] trait, implemented by an embedded SQLite
-//! database ([`sqlite::SqliteStore`], the default) and by PostgreSQL
-//! ([`postgres::PgStore`], for several nodes sharing one state).
+//! Strongroom's storage: one async [`Store`] trait and one implementation of it,
+//! [`SqlStore<B>`](sql_store::SqlStore), generic over the sqlx backend: an embedded SQLite
+//! database ([`sqlite::SqliteStore`], the default) or PostgreSQL ([`postgres::PgStore`],
+//! for several nodes sharing one state). Each backend contributes only its statement
+//! table, its connection settings and its migration routine.
 //!
 //! Records carry the columns the store must index or act on atomically (ids, owners,
 //! expiry, state); everything else travels in a JSON `data` column that the protocol
@@ -12,6 +14,7 @@
 
 mod common;
 pub mod postgres;
+pub mod sql_store;
 pub mod sqlite;
 
 use async_trait::async_trait;
