@@ -2,7 +2,7 @@
 //! one service — single-use things stay single-use across nodes.
 
 use serde_json::{Value, json};
-use strongroom_protocol::jose::{JwsAlg, sha256_b64url};
+use strongroom_protocol::jose::{JwsAlg, LocalSigningKey, sha256_b64url};
 use strongroom_protocol::random::random_token;
 use strongroom_store::OneTimeRecord;
 use strongroom_tests::*;
@@ -36,61 +36,113 @@ fn on_b(b: &TestServer, path: &str) -> String {
     format!("https://localhost:{}{}", b.server.public_addr.port(), path)
 }
 
+/// Stores an authorization code for `client_id` directly (as the authorization endpoint
+/// would after consent), PKCE-bound to `verifier`, and returns the code.
+async fn stored_code(a: &TestServer, client_id: &str, verifier: &str) -> String {
+    let code = random_token();
+    let request = json!({"client_id": client_id, "response_type": "code", "response_mode": null, "redirect_uri": "https://app.example/cb",
+        "scope": "openid accounts", "state": "s", "nonce": "n", "code_challenge": sha256_b64url(verifier.as_bytes()), "dpop_jkt": null,
+        "prompt": [], "max_age": null, "acr_values": []});
+    a.server
+        .state
+        .store
+        .put_code(&OneTimeRecord {
+            key: sha256_b64url(code.as_bytes()),
+            client_id: client_id.to_owned(),
+            grant_id: random_token(),
+            expires_at: now() + 60,
+            data: json!({"request": request, "subject": "user-1", "auth_time": now(), "acr": null, "sid": null, "scope": "openid accounts"}),
+        })
+        .await
+        .unwrap();
+    code
+}
+
+/// An `authorization_code` token request form with a fresh client assertion.
+fn code_form(a: &TestServer, id: &str, key: &LocalSigningKey, code: &str, verifier: &str) -> Vec<(String, String)> {
+    kit::with(
+        assertion_form(id, &assertion(key, &assertion_claims(id, &a.issuer))),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "https://app.example/cb"),
+            ("code_verifier", verifier),
+        ],
+    )
+}
+
+/// Sends every `(node, form, DPoP proof)` request to the token endpoint of node A (even
+/// index) or node B (odd index) at once and returns the replies.
+async fn token_requests_on_both_nodes(
+    a: &TestServer,
+    b: &TestServer,
+    requests: Vec<(Vec<(String, String)>, String)>,
+) -> Vec<kit::Reply> {
+    let (client_a, client_b) = (a.client(), b.client());
+    let (url_a, url_b) = (a.url("/token"), on_b(b, "/token"));
+    let sends = requests.into_iter().enumerate().map(|(i, (form, proof))| {
+        let (client, url) = if i % 2 == 0 { (&client_a, &url_a) } else { (&client_b, &url_b) };
+        async move { kit::post_form(client, url, &form, Some(&proof)).await }
+    });
+    futures::future::join_all(sends).await
+}
+
+/// Asserts exactly one successful token response and `status`/`error` on all others.
+#[track_caller]
+fn assert_exactly_one_token(replies: &[kit::Reply], status: u16, error: &str) {
+    let ok: Vec<_> = replies.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(ok.len(), 1, "exactly one of {} attempts succeeds", replies.len());
+    kit::assert_token(ok[0]);
+    for r in replies.iter().filter(|r| r.status != 200) {
+        kit::assert_error(r, status, error);
+    }
+}
+
 /// F2SP-5.3.2.2-9 / F1B-5.2.2-13 across nodes: the same code redeemed concurrently on both
 /// nodes yields exactly one token response.
 #[tokio::test]
 async fn concurrent_redemption_on_two_nodes_yields_one_token() {
     let Some((a, b)) = two_nodes().await else { return };
     let key = client_key(JwsAlg::ES256);
-    let id = a
-        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]}))
-        .await;
+    let id = kit::register_pkjwt(&a, &key, "fapi2-security", json!({})).await;
     let verifier = random_token();
     for round in 0..5 {
-        let code = random_token();
-        let request = json!({"client_id": id, "response_type": "code", "response_mode": null, "redirect_uri": "https://app.example/cb",
-            "scope": "openid accounts", "state": "s", "nonce": "n", "code_challenge": sha256_b64url(verifier.as_bytes()), "dpop_jkt": null,
-            "prompt": [], "max_age": null, "acr_values": []});
-        a.server
-            .state
-            .store
-            .put_code(&OneTimeRecord {
-                key: sha256_b64url(code.as_bytes()),
-                client_id: id.clone(),
-                grant_id: random_token(),
-                expires_at: now() + 60,
-                data: json!({"request": request, "subject": "user-1", "auth_time": now(), "acr": null, "sid": null, "scope": "openid accounts"}),
-            })
-            .await
-            .unwrap();
+        let code = stored_code(&a, &id, &verifier).await;
         let dkey = client_key(JwsAlg::ES256);
-        let redeem = |url: String, client: reqwest::Client| {
-            let form = {
-                let mut f = assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer)));
-                f.extend([
-                    ("grant_type".to_string(), "authorization_code".to_string()),
-                    ("code".into(), code.clone()),
-                    ("redirect_uri".into(), "https://app.example/cb".into()),
-                    ("code_verifier".into(), verifier.clone()),
-                ]);
-                f
-            };
-            let proof = dpop_proof(&dkey, "POST", &a.url("/token"), None, None);
-            async move { client.post(url).header("DPoP", proof).form(&form).send().await.unwrap() }
-        };
-        let (ra, rb) = tokio::join!(redeem(a.url("/token"), a.client()), redeem(on_b(&b, "/token"), b.client()));
-        let statuses = [ra.status().as_u16(), rb.status().as_u16()];
-        let ok = statuses.iter().filter(|s| **s == 200).count();
-        assert_eq!(ok, 1, "round {round}: exactly one node may redeem the code, got {statuses:?}");
-        let loser = if ra.status() == 200 { rb } else { ra };
-        assert_eq!(loser.status(), 400);
-        let body: Value = loser.json().await.unwrap();
-        assert_eq!(body["error"], "invalid_grant");
+        let requests = (0..2)
+            .map(|_| {
+                (code_form(&a, &id, &key, &code, &verifier), dpop_proof(&dkey, "POST", &a.url("/token"), None, None))
+            })
+            .collect();
+        let replies = token_requests_on_both_nodes(&a, &b, requests).await;
+        eprintln!("round {round}");
+        assert_exactly_one_token(&replies, 400, "invalid_grant");
     }
 }
 
+/// F2SP-5.3.2.2-9 and R9449-11.1 across nodes (issue 11): one code presented 100 times,
+/// then one DPoP proof presented 100 times (each time with a fresh client assertion), all
+/// at once and alternating between the two nodes: each is accepted exactly once.
+#[tokio::test]
+async fn one_code_and_one_dpop_proof_used_100_times_on_two_nodes_succeed_once_each() {
+    let Some((a, b)) = two_nodes().await else { return };
+    let (id, key) = fapi2_client(&a).await;
+    let dkey = client_key(JwsAlg::ES256);
+
+    let verifier = random_token();
+    let code = stored_code(&a, &id, &verifier).await;
+    let requests = (0..100)
+        .map(|_| (code_form(&a, &id, &key, &code, &verifier), dpop_proof(&dkey, "POST", &a.url("/token"), None, None)))
+        .collect();
+    assert_exactly_one_token(&token_requests_on_both_nodes(&a, &b, requests).await, 400, "invalid_grant");
+
+    let proof = dpop_proof(&dkey, "POST", &a.url("/token"), None, None);
+    let requests = (0..100).map(|_| (kit::pkjwt_form(&a, &id, &key), proof.clone())).collect();
+    assert_exactly_one_token(&token_requests_on_both_nodes(&a, &b, requests).await, 400, "invalid_dpop_proof");
+}
+
 /// A `private_key_jwt` client registered through node A: (client id, key).
-async fn fapi2_client(a: &TestServer) -> (String, strongroom_protocol::jose::LocalSigningKey) {
+async fn fapi2_client(a: &TestServer) -> (String, LocalSigningKey) {
     let key = client_key(JwsAlg::ES256);
     (kit::register_pkjwt(a, &key, "fapi2-security", json!({})).await, key)
 }
