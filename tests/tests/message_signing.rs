@@ -186,20 +186,70 @@ async fn jarm_errors_in_each_response_mode() {
     }
 }
 
-/// F2MS-5.4: a Message Signing client that does not ask for a JWT response mode is
-/// refused at PAR.
+/// F2MS-5.4.1-1, F2MS-5.3.3 (issue 10 point 3): a Message Signing client that registered only
+/// JWT response modes is held to JARM — a pushed request without a JWT response mode is
+/// refused at PAR with 400 `invalid_request`.
 #[tokio::test]
-async fn message_signing_requires_jarm() {
+async fn message_signing_client_registered_for_jarm_only_is_held_to_it() {
     let ts = TestServer::start().await;
-    let app = ms_app(&ts).await;
+    let key = client_key(JwsAlg::ES256);
+    let id = ts
+        .register(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": jwks_of(&key), "redirect_uris": [callback(&ts)], "response_modes": ["jwt", "query.jwt"]}))
+        .await;
+    let app = MsApp { id, key, dpop: client_key(JwsAlg::ES256) };
     let (_, challenge) = pkce_pair();
+    for mode in [None, Some("query")] {
+        let claims = base_claims(&ts, &app.id, "code", mode, Some(&challenge));
+        let mut form = assertion_form(&app.id, &assertion(&app.key, &assertion_claims(&app.id, &ts.issuer)));
+        form.push(("request".into(), object(&app.key, &claims)));
+        let resp = ts.client().post(ts.url("/par")).form(&form).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{mode:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
+    }
+    let claims = base_claims(&ts, &app.id, "code", Some("jwt"), Some(&challenge));
+    assert!(push_object(&ts, &app, &claims).await.contains("request_uri"));
+}
+
+/// Issue 10 point 3 (the certification plan's `plain_response` variant of FAPI 2.0 Message
+/// Signing): a Message Signing client that registered no response modes and asks for none
+/// gets a plain response — `code`, `state` and `iss` in the query (F2SP-5.3.2.2-7) — after a
+/// signed request object at PAR, and the code redeems.
+#[tokio::test]
+async fn message_signing_client_may_ask_for_a_plain_response() {
+    let ts = TestServer::start().await;
+    add_user(&ts).await;
+    let app = ms_app(&ts).await;
+    let (verifier, challenge) = pkce_pair();
     let claims = base_claims(&ts, &app.id, "code", None, Some(&challenge));
+    let url = push_object(&ts, &app, &claims).await;
+    let done = sign_in_and_decide(&ts, &url, "carol", PASSWORD, "approve").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let location = done.location().unwrap();
+    assert!(location.starts_with(&format!("{}?", callback(&ts))), "{location}");
+    let params = redirect_params(&location);
+    assert!(params.get("response").is_none(), "not JARM: {location}");
+    assert_eq!(params["iss"], ts.issuer);
+    assert_eq!(params["state"], claims["state"].as_str().unwrap());
     let mut form = assertion_form(&app.id, &assertion(&app.key, &assertion_claims(&app.id, &ts.issuer)));
-    form.push(("request".into(), object(&app.key, &claims)));
-    let resp = ts.client().post(ts.url("/par")).form(&form).send().await.unwrap();
-    assert_eq!(resp.status(), 400);
+    form.extend([
+        ("grant_type".into(), "authorization_code".into()),
+        ("code".into(), params["code"].clone()),
+        ("redirect_uri".into(), callback(&ts)),
+        ("code_verifier".into(), verifier),
+    ]);
+    let resp = ts
+        .client()
+        .post(ts.url("/token"))
+        .header("DPoP", dpop_proof(&app.dpop, "POST", &ts.url("/token"), None, None))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(body["token_type"], "DPoP");
 }
 
 struct Fapi1App {
@@ -321,6 +371,36 @@ async fn fapi1_refusals() {
     let resp = ts.client().get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     assert!(resp.headers().get("location").is_none());
+}
+
+/// Issue 10 point 4, OIDC Core 3.3.2.1: a FAPI 1.0 request object for `code id_token` whose
+/// `scope` lacks `openid` is refused — an ID token is only issued for an OpenID request —
+/// with `invalid_request` delivered to the registered redirect URI with the request
+/// object's `state`; no code and no ID token.
+#[tokio::test]
+async fn fapi1_hybrid_request_without_openid_is_refused() {
+    let ts = TestServer::start().await;
+    let app = fapi1_app(&ts).await;
+    let mut claims = base_claims(&ts, &app.id, "code id_token", None, None);
+    claims["scope"] = json!("accounts");
+    let url = authorize_url(
+        &ts,
+        &[
+            ("client_id", &app.id),
+            ("response_type", "code id_token"),
+            ("scope", "openid"),
+            ("redirect_uri", &callback(&ts)),
+            ("request", &object(&app.key, &claims)),
+        ],
+    );
+    let resp = ts.client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&callback(&ts)), "{location}");
+    let p = redirect_params(&location);
+    assert_eq!(p["error"], "invalid_request", "{location}");
+    assert_eq!(p["state"], claims["state"].as_str().unwrap());
+    assert!(p.get("code").is_none() && p.get("id_token").is_none());
 }
 
 /// JARM-5-default: a client that registered no `authorization_signed_response_alg` gets

@@ -115,9 +115,6 @@ pub fn validate_authorization_request(
             return Err(OAuthError::invalid_request("response_mode is not one the client registered"));
         }
     }
-    if policy.jarm_required && !mode.is_some_and(ResponseMode::is_jwt) {
-        return Err(OAuthError::invalid_request("this client must use a JWT response mode (JARM)"));
-    }
     if rt == ResponseType::Code && policy.code_requires_jarm && !mode.is_some_and(ResponseMode::is_jwt) {
         return Err(OAuthError::invalid_request("response_type code requires response_mode jwt for this client"));
     }
@@ -139,6 +136,7 @@ pub fn validate_authorization_request(
         return Err(OAuthError::invalid_request("nonce is too long"));
     }
     let openid = scope.split(' ').any(|s| s == "openid");
+    check_openid_for_id_token(rt, openid)?;
     if (rt == ResponseType::CodeIdToken || (policy.nonce_or_state_required && openid)) && nonce.is_none() {
         return Err(OAuthError::invalid_request("nonce is required"));
     }
@@ -184,6 +182,16 @@ pub fn validate_authorization_request(
         max_age,
         acr_values: get("acr_values").unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
     })
+}
+
+/// OIDC Core 3.3.2.1 (issue 10 point 4): a response type that returns an ID token from the
+/// authorization endpoint (`code id_token`) needs the `openid` scope, since an ID token is
+/// only ever issued for an OpenID Connect request.
+pub fn check_openid_for_id_token(rt: ResponseType, openid: bool) -> OAuthResult<()> {
+    if rt == ResponseType::CodeIdToken && !openid {
+        return Err(OAuthError::invalid_request("response_type code id_token requires the openid scope"));
+    }
+    Ok(())
 }
 
 /// R9449-10.1: the `dpop_jkt` parameter and a DPoP proof on the PAR request must agree;
@@ -368,6 +376,42 @@ mod tests {
         assert!(validate_authorization_request(&params(&[("response_mode", "query.jwt")]), &c, true).is_ok());
         let err = validate_authorization_request(&params(&[("response_mode", "jwt")]), &c, true).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidRequest);
+    }
+
+    /// OIDC Core 3.3.2.1: `code id_token` without `openid` is refused; `code` without it is not
+    /// this rule's business.
+    #[test]
+    fn id_token_response_needs_openid() {
+        assert_eq!(
+            check_openid_for_id_token(ResponseType::CodeIdToken, false).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+        assert!(check_openid_for_id_token(ResponseType::CodeIdToken, true).is_ok());
+        assert!(check_openid_for_id_token(ResponseType::Code, false).is_ok());
+    }
+
+    /// F2MS-5.4.1-1, F2MS-5.3.3 (issue 10 point 3): a Message Signing client that registered no
+    /// response modes may ask for a plain (query) response or for JARM; one that registered
+    /// only JWT modes is held to them, so a plain request is refused.
+    #[test]
+    fn message_signing_plain_response_unless_only_jwt_modes_registered() {
+        let (k, _) = LocalSigningKey::generate("k", JwsAlg::ES256).unwrap();
+        let client = |extra: serde_json::Value| {
+            let mut m = json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [k.public_jwk()]}, "redirect_uris": ["https://c.example/cb"]});
+            m.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            validate_client_metadata(serde_json::from_value(m).unwrap(), "c1".into()).unwrap()
+        };
+        let open = client(json!({}));
+        assert!(validate_authorization_request(&params(&[]), &open, true).is_ok());
+        assert!(validate_authorization_request(&params(&[("response_mode", "query")]), &open, true).is_ok());
+        assert!(validate_authorization_request(&params(&[("response_mode", "jwt")]), &open, true).is_ok());
+        let jarm_only = client(json!({"response_modes": ["jwt", "query.jwt"]}));
+        assert!(validate_authorization_request(&params(&[("response_mode", "jwt")]), &jarm_only, true).is_ok());
+        for plain in [vec![], vec![("response_mode", "query")]] {
+            let err = validate_authorization_request(&params(&plain), &jarm_only, true).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidRequest);
+        }
     }
 
     /// R9449-10.1.

@@ -358,9 +358,7 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
                 .map(|m| {
                     m.as_str()
                         .and_then(ResponseMode::parse)
-                        .filter(|rm| {
-                            policy.response_modes.contains(rm) || (*rm == ResponseMode::Query && !policy.jarm_required)
-                        })
+                        .filter(|rm| policy.response_modes.contains(rm) || *rm == ResponseMode::Query)
                         .ok_or_else(|| {
                             bad("response_modes", format!("`{m}` is not allowed for profile {}", profile.as_str()))
                         })
@@ -718,11 +716,18 @@ mod tests {
         .unwrap();
         assert_eq!(ok.response_modes, Some(vec![ResponseMode::QueryJwt]));
         let err = validate_client_metadata(
-            meta(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "response_modes": ["query"]})),
+            meta(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "response_modes": ["fragment"]})),
             "c".into(),
         )
         .unwrap_err();
         assert_eq!(err.field, "response_modes");
+        // Plain query responses are a Message Signing option (issue 10 point 3).
+        let plain = validate_client_metadata(
+            meta(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "response_modes": ["query", "jwt"]})),
+            "c".into(),
+        )
+        .unwrap();
+        assert_eq!(plain.response_modes, Some(vec![ResponseMode::Query, ResponseMode::Jwt]));
     }
 
     /// F1A-8.6.1-1: RSA1_5 is refused; supported JWE algorithms need an `enc` key.

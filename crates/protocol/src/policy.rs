@@ -227,8 +227,6 @@ pub struct Policy {
     pub allow_loopback_http: bool,
     /// F2SP-5.3.2.2-7: `iss` in every authorization response.
     pub iss_in_authorization_response: bool,
-    /// F2MS: JARM is required for the authorization response.
-    pub jarm_required: bool,
     /// F1B-5.2.2.2 / F1B-5.2.2.3: `nonce` when `openid` is asked for, else `state`.
     pub nonce_or_state_required: bool,
     /// Smallest RSA modulus accepted (F2SP-5.4.1-2).
@@ -264,19 +262,26 @@ const FAPI_AUTH: &[AuthMethod] =
     &[AuthMethod::PrivateKeyJwt, AuthMethod::TlsClientAuth, AuthMethod::SelfSignedTlsClientAuth];
 const FAPI1_ALGS: &[JwsAlg] = &[JwsAlg::PS256, JwsAlg::ES256];
 const FAPI2_ALGS: &[JwsAlg] = &[JwsAlg::PS256, JwsAlg::ES256, JwsAlg::EdDSA];
-const JARM_MODES: &[ResponseMode] =
-    &[ResponseMode::Jwt, ResponseMode::QueryJwt, ResponseMode::FragmentJwt, ResponseMode::FormPostJwt];
+const PLAIN_OR_JARM_MODES: &[ResponseMode] = &[
+    ResponseMode::Query,
+    ResponseMode::Jwt,
+    ResponseMode::QueryJwt,
+    ResponseMode::FragmentJwt,
+    ResponseMode::FormPostJwt,
+];
 
 /// FAPI 2.0 Security Profile.
 pub static FAPI2_SECURITY: Policy = FAPI2_SECURITY_BASE;
 
 /// FAPI 2.0 Message Signing: the Security Profile plus signed request objects at PAR
-/// (F2MS-5.3.1-1) and JARM (F2MS-5.4).
+/// (F2MS-5.3.1-1) and JARM (F2MS-5.4). Signed responses are a separate feature of the
+/// profile (the certification plan runs it with `plain_response` and with `jarm`): a client
+/// gets a plain response when it asks for one, unless it registered only JWT response modes
+/// (F2MS-5.3.3, F2MS-5.4.1-1), which `validate_authorization_request` holds it to.
 pub static FAPI2_MESSAGE_SIGNING: Policy = Policy {
     profile: Profile::Fapi2MessageSigning,
     signed_request_object_required: true,
-    response_modes: JARM_MODES,
-    jarm_required: true,
+    response_modes: PLAIN_OR_JARM_MODES,
     ..FAPI2_SECURITY_BASE
 };
 
@@ -301,7 +306,6 @@ const FAPI2_SECURITY_BASE: Policy = Policy {
     https_redirect_uris: true,
     allow_loopback_http: true,
     iss_in_authorization_response: true,
-    jarm_required: false,
     nonce_or_state_required: false,
     min_rsa_bits: 2048,
     min_ec_bits: 224,
@@ -337,7 +341,6 @@ pub static FAPI1_ADVANCED: Policy = Policy {
     https_redirect_uris: true,
     allow_loopback_http: false,
     iss_in_authorization_response: true,
-    jarm_required: false,
     nonce_or_state_required: true,
     min_rsa_bits: 2048,
     min_ec_bits: 160,
@@ -373,7 +376,6 @@ pub static OAUTH2: Policy = Policy {
     https_redirect_uris: true,
     allow_loopback_http: true,
     iss_in_authorization_response: true,
-    jarm_required: false,
     nonce_or_state_required: false,
     min_rsa_bits: 2048,
     min_ec_bits: 224,
@@ -421,7 +423,8 @@ mod tests {
         assert_eq!(FAPI2_MESSAGE_SIGNING.profile, Profile::Fapi2MessageSigning);
         assert!(FAPI2_MESSAGE_SIGNING.par_required);
         assert!(FAPI2_MESSAGE_SIGNING.signed_request_object_required);
-        assert!(FAPI2_MESSAGE_SIGNING.jarm_required);
+        assert!(FAPI2_MESSAGE_SIGNING.response_modes.contains(&ResponseMode::Query));
+        assert!(FAPI2_MESSAGE_SIGNING.response_modes.contains(&ResponseMode::Jwt));
         assert!(FAPI2_MESSAGE_SIGNING.allows_alg(JwsAlg::EdDSA));
     }
 
