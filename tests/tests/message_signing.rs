@@ -229,7 +229,7 @@ async fn message_signing_client_may_ask_for_a_plain_response() {
     let location = done.location().unwrap();
     assert!(location.starts_with(&format!("{}?", callback(&ts))), "{location}");
     let params = redirect_params(&location);
-    assert!(params.get("response").is_none(), "not JARM: {location}");
+    assert!(!params.contains_key("response"), "not JARM: {location}");
     assert_eq!(params["iss"], ts.issuer);
     assert_eq!(params["state"], claims["state"].as_str().unwrap());
     let mut form = assertion_form(&app.id, &assertion(&app.key, &assertion_claims(&app.id, &ts.issuer)));
@@ -400,7 +400,7 @@ async fn fapi1_hybrid_request_without_openid_is_refused() {
     let p = redirect_params(&location);
     assert_eq!(p["error"], "invalid_request", "{location}");
     assert_eq!(p["state"], claims["state"].as_str().unwrap());
-    assert!(p.get("code").is_none() && p.get("id_token").is_none());
+    assert!(!p.contains_key("code") && !p.contains_key("id_token"));
 }
 
 /// JARM-5-default: a client that registered no `authorization_signed_response_alg` gets
