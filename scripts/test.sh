@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Strongroom test command:  bash scripts/test.sh [extra cargo-nextest args]
 #
-# Idempotent. On a fresh Debian 12 machine (as root) it installs PostgreSQL and headless Chromium,
+# Idempotent. On a fresh Debian 12 machine (as root) it installs PostgreSQL, headless Chromium and nginx,
 # starts the local cluster, creates the `strongroom` role and `strongroom_test` database, installs
 # the interop npm packages (if interop/ exists) and runs the whole workspace under cargo-nextest
 # (profile `ci` from .config/nextest.toml). On a machine where all that is already in place it
@@ -69,6 +69,10 @@ install_packages() {
     fi
     if ! chromium_installed; then
         pkgs+=(chromium chromium-driver)
+    fi
+    # The TLS-terminating proxy test (tests/tests/nginx_proxy.rs) runs its own nginx.
+    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+        pkgs+=(nginx)
     fi
     if [ "${#pkgs[@]}" -eq 0 ]; then
         return 0
