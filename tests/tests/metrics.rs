@@ -131,6 +131,17 @@ async fn requests_tokens_nonce_challenges_and_key_ages_are_exported() {
             );
         }
     }
+    // Store statements are timed and the pool's occupancy is exported.
+    assert!(
+        delta("strongroom_store_query_duration_seconds_count", &[("backend", "SQLite"), ("statement", "select")])
+            >= 1.0
+    );
+    assert!(
+        delta("strongroom_store_query_duration_seconds_count", &[("backend", "SQLite"), ("statement", "insert")])
+            >= 1.0
+    );
+    assert!(after.sum("strongroom_store_pool_max_connections", &[("backend", "SQLite")]) >= 1.0);
+    assert!(after.has("strongroom_store_pool_connections", &[("backend", "SQLite"), ("state", "idle")]));
     // No label carries a client id.
     assert!(!after.0.iter().any(|(_, l, _)| l.values().any(|v| v == &id)));
 }

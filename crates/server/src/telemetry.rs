@@ -31,10 +31,14 @@ pub const LOGINS: &str = "strongroom_logins_total";
 pub const DPOP_NONCE_CHALLENGES: &str = "strongroom_dpop_nonce_challenges_total";
 /// Seconds since the oldest key of an algorithm entered its state (`next`, `active`, `retired`).
 pub const KEY_STATE_AGE: &str = "strongroom_signing_key_state_age_seconds";
-/// Store (database) call latency by operation.
+/// Store statement latency by backend and statement kind (recorded in `strongroom-store`).
 pub const STORE_DURATION: &str = "strongroom_store_query_duration_seconds";
-/// Store calls that failed, by operation.
+/// Store statements that failed, by backend and statement kind.
 pub const STORE_ERRORS: &str = "strongroom_store_errors_total";
+/// Pool connections by state (`in_use`, `idle`).
+pub const STORE_POOL: &str = "strongroom_store_pool_connections";
+/// The pool's upper bound.
+pub const STORE_POOL_MAX: &str = "strongroom_store_pool_max_connections";
 
 /// Latency buckets, in seconds: from a cached lookup to an Argon2id sign-in under load.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -74,8 +78,10 @@ fn describe() {
     describe_counter!(LOGINS, "Sign-in attempts by result");
     describe_counter!(DPOP_NONCE_CHALLENGES, "use_dpop_nonce challenges sent");
     describe_gauge!(KEY_STATE_AGE, Unit::Seconds, "Seconds since the oldest key of an algorithm entered its state");
-    describe_histogram!(STORE_DURATION, Unit::Seconds, "Store call latency by operation");
-    describe_counter!(STORE_ERRORS, "Failed store calls by operation");
+    describe_histogram!(STORE_DURATION, Unit::Seconds, "Store statement latency by backend and statement kind");
+    describe_counter!(STORE_ERRORS, "Failed store statements by backend and statement kind");
+    describe_gauge!(STORE_POOL, "Database pool connections by state");
+    describe_gauge!(STORE_POOL_MAX, "Database pool size limit");
 }
 
 fn listener_label(l: Listener) -> &'static str {
@@ -156,17 +162,6 @@ pub fn login(result: LoginResult) {
 /// A `use_dpop_nonce` challenge was sent (counted by [`track`] for every endpoint).
 fn dpop_nonce_challenge() {
     metrics::counter!(DPOP_NONCE_CHALLENGES).increment(1);
-}
-
-/// Times one store call and counts its failure.
-pub async fn store_call<T, E>(operation: &'static str, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
-    let started = Instant::now();
-    let out = call.await;
-    metrics::histogram!(STORE_DURATION, "operation" => operation).record(started.elapsed().as_secs_f64());
-    if out.is_err() {
-        metrics::counter!(STORE_ERRORS, "operation" => operation).increment(1);
-    }
-    out
 }
 
 /// Sets the key-age gauges from the stored keys.

@@ -152,6 +152,40 @@ pub trait Backend: sqlx::Database<Row: RowExt> {
     fn migrate(pool: &Pool<Self>) -> impl Future<Output = StoreResult<()>> + Send + '_;
 }
 
+/// Times one statement and records the pool's occupancy (Prometheus, through the `metrics`
+/// facade; free when no recorder is installed). Labels: the backend and the statement kind
+/// (`select`, `insert`, …), never parameters. Listed in `docs/operations.md`.
+pub(crate) async fn observed<DB: sqlx::Database, T>(
+    pool: &Pool<DB>,
+    sql: &'static str,
+    query: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let out = query.await;
+    let kind = statement_kind(sql);
+    metrics::histogram!("strongroom_store_query_duration_seconds", "backend" => DB::NAME, "statement" => kind)
+        .record(started.elapsed().as_secs_f64());
+    if out.is_err() {
+        metrics::counter!("strongroom_store_errors_total", "backend" => DB::NAME, "statement" => kind).increment(1);
+    }
+    let (size, idle) = (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX));
+    metrics::gauge!("strongroom_store_pool_connections", "backend" => DB::NAME, "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("strongroom_store_pool_connections", "backend" => DB::NAME, "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("strongroom_store_pool_max_connections", "backend" => DB::NAME)
+        .set(f64::from(pool.options().get_max_connections()));
+    out
+}
+
+/// The first keyword of a statement, lower-cased, from a fixed set.
+fn statement_kind(sql: &str) -> &'static str {
+    let first = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
+    ["select", "insert", "update", "delete", "with"]
+        .into_iter()
+        .find(|k| first.eq_ignore_ascii_case(k))
+        .unwrap_or("other")
+}
+
 /// Implements the query part of [`Backend`] inside `impl Backend for $db`, with `$db`'s
 /// `bind` function (made by `bind_params!`) in scope.
 macro_rules! backend_queries {
@@ -161,7 +195,9 @@ macro_rules! backend_queries {
             sql: &'static str,
             params: &'a [$crate::sql_store::Param<'a>],
         ) -> impl std::future::Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
-            async move { Ok(bind(sqlx::query::<$db>(sql), params).execute(pool).await?.rows_affected()) }
+            $crate::sql_store::observed(pool, sql, async move {
+                Ok(bind(sqlx::query::<$db>(sql), params).execute(pool).await?.rows_affected())
+            })
         }
 
         fn fetch_optional<'a>(
@@ -169,7 +205,7 @@ macro_rules! backend_queries {
             sql: &'static str,
             params: &'a [$crate::sql_store::Param<'a>],
         ) -> impl std::future::Future<Output = Result<Option<<$db as sqlx::Database>::Row>, sqlx::Error>> + Send + 'a {
-            bind(sqlx::query::<$db>(sql), params).fetch_optional(pool)
+            $crate::sql_store::observed(pool, sql, bind(sqlx::query::<$db>(sql), params).fetch_optional(pool))
         }
 
         fn fetch_all<'a>(
@@ -177,7 +213,7 @@ macro_rules! backend_queries {
             sql: &'static str,
             params: &'a [$crate::sql_store::Param<'a>],
         ) -> impl std::future::Future<Output = Result<Vec<<$db as sqlx::Database>::Row>, sqlx::Error>> + Send + 'a {
-            bind(sqlx::query::<$db>(sql), params).fetch_all(pool)
+            $crate::sql_store::observed(pool, sql, bind(sqlx::query::<$db>(sql), params).fetch_all(pool))
         }
     };
 }
