@@ -66,6 +66,22 @@ macro_rules! one_time_statements {
                 " SET used = TRUE WHERE key = $1 AND NOT used RETURNING ",
                 columns!(one_time)
             ),
+            // The outer SELECT reads the statement's snapshot, so when a concurrent caller
+            // claimed the row first (our UPDATE then matches nothing) it still finds the row
+            // and reports the reuse: one round trip either way.
+            consume_or_get: Some(concat!(
+                "WITH claimed AS (UPDATE ",
+                $table,
+                " SET used = TRUE WHERE key = $1 AND NOT used RETURNING ",
+                columns!(one_time),
+                ") ",
+                "SELECT key, client_id, grant_id, expires_at, data, 1::bigint AS fresh FROM claimed ",
+                "UNION ALL SELECT ",
+                columns!(one_time),
+                ", 0::bigint AS fresh FROM ",
+                $table,
+                " WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM claimed)"
+            )),
         }
     };
 }

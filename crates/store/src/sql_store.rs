@@ -46,6 +46,10 @@ pub struct OneTimeStatements {
     pub get: &'static str,
     /// Flips `used` from false to true for a key and returns the record, or no row.
     pub consume: &'static str,
+    /// Where the dialect can (PostgreSQL: `UPDATE` in a `WITH`), `consume` and `get` in one
+    /// round trip: the record plus a BIGINT column `fresh` (1 = claimed by this statement,
+    /// 0 = it was used before), or no row for an unknown key.
+    pub consume_or_get: Option<&'static str>,
 }
 
 /// Every statement the store runs, in one backend's dialect. Parameters are listed in
@@ -361,6 +365,14 @@ impl<B: Backend> SqlStore<B> {
         // One conditional statement: the database serializes it, so exactly one caller
         // flips `used` and gets the row back.
         let sql = Self::one_time(which);
+        if let Some(both) = sql.consume_or_get {
+            let Some(row) = self.fetch_optional(both, &[Param::Text(key)]).await? else {
+                return Ok(Consumed::Unknown);
+            };
+            let record = one_time_from_row(&row)?;
+            let (claimed, existing) = if row.int("fresh")? == 1 { (Some(record), None) } else { (None, Some(record)) };
+            return Ok(classify_consume(claimed, existing, now));
+        }
         let claimed = self.fetch_record(sql.consume, &[Param::Text(key)], one_time_from_row).await?;
         let existing = match claimed {
             Some(_) => None,

@@ -62,6 +62,8 @@ macro_rules! one_time_statements {
                 " SET used = 1 WHERE key = ? AND used = 0 RETURNING ",
                 columns!(one_time)
             ),
+            // SQLite has no UPDATE inside WITH: a reuse costs a second statement.
+            consume_or_get: None,
         }
     };
 }
