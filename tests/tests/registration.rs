@@ -612,3 +612,24 @@ async fn software_statement_client_completes_a_fapi2_authorization_code_flow() {
     assert_eq!(jwt_claims(&r.access_token())["cnf"]["jkt"], json!(thumbprint(&dkey)));
     assert_eq!(jwt_claims(r.body["id_token"].as_str().expect("id_token"))["aud"], json!(id));
 }
+
+/// RFC 7591 §2.1, F2SP-5.3.2.1-2 (issue 10, point 5): a `code id_token` client registers
+/// `grant_types: ["authorization_code", "implicit", "refresh_token"]`; a `code`-only client
+/// is still refused `implicit`, and the message names the field once.
+#[tokio::test]
+async fn implicit_grant_accepted_exactly_where_response_types_imply_it() {
+    let ts = with_initial_token().await;
+    let t = iat_token();
+    let key = client_key(JwsAlg::PS256);
+    let mut m = pkjwt_metadata(&key, "fapi1-advanced");
+    m["response_types"] = json!(["code id_token"]);
+    m["grant_types"] = json!(["authorization_code", "implicit", "refresh_token"]);
+    let r = dcr(&ts, Some(&t), &m).await;
+    assert_registered(&r);
+    assert_eq!(r.body["grant_types"], json!(["authorization_code", "refresh_token", "implicit"]), "{}", r.text);
+    m["response_types"] = json!(["code"]);
+    let r = dcr(&ts, Some(&t), &m).await;
+    assert_refused(&r, "invalid_client_metadata", "grant_types");
+    let d = r.body["error_description"].as_str().unwrap_or("");
+    assert_eq!(d.matches("grant_types").count(), 1, "the field is named once: {d}");
+}

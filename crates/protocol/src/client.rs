@@ -108,6 +108,18 @@ pub enum TlsClientIdentity {
     SanEmail(String),
 }
 
+/// The `implicit` grant type name of RFC 7591 §2.1.
+pub const IMPLICIT_GRANT: &str = "implicit";
+
+/// RFC 7591 §2.1 (issue 10, point 5): `grant_types` may list `implicit` exactly when a
+/// registered response type returns something from the authorization endpoint directly
+/// (`code id_token` pairs with `authorization_code` and `implicit`); omitted
+/// `response_types` mean `code`, so they imply nothing. It never becomes a
+/// grant of the token endpoint, and it stays refused otherwise (F2SP-5.3.2.1-2).
+pub fn implicit_grant_allowed(response_types: &[ResponseType]) -> bool {
+    response_types.contains(&ResponseType::CodeIdToken)
+}
+
 /// Grant types a client may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantType {
@@ -316,23 +328,8 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
         return Err(bad("jwks", "encrypted responses need a public key with \"use\": \"enc\""));
     }
 
-    let grant_types = if m.grant_types.is_empty() {
-        vec![GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials]
-    } else {
-        m.grant_types
-            .iter()
-            .map(|g| GrantType::parse(g).ok_or_else(|| bad("grant_types", format!("`{g}` is not supported"))))
-            .collect::<Result<Vec<_>, _>>()?
-    };
-    m.grant_types = grant_types.iter().map(|g| g.as_str().to_string()).collect();
-    if grant_types.contains(&GrantType::AuthorizationCode) && m.redirect_uris.is_empty() {
-        return Err(MetadataError {
-            code: ErrorCode::InvalidRedirectUri,
-            field: "redirect_uris",
-            message: "at least one redirect URI is required for authorization_code".into(),
-        });
-    }
-
+    // RFC 7591 §2.1: omitted `response_types` means `code` for what the client implies.
+    let response_types_registered = !m.response_types.is_empty();
     let response_types = if m.response_types.is_empty() {
         policy.response_types.to_vec()
     } else {
@@ -346,6 +343,31 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
             .collect::<Result<Vec<_>, _>>()?
     };
     m.response_types = response_types.iter().map(|r| r.as_str().to_string()).collect();
+
+    let grant_types = if m.grant_types.is_empty() {
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials]
+    } else {
+        m.grant_types
+            .iter()
+            .filter(|g| {
+                !(g.as_str() == IMPLICIT_GRANT && response_types_registered && implicit_grant_allowed(&response_types))
+            })
+            .map(|g| GrantType::parse(g).ok_or_else(|| bad("grant_types", format!("`{g}` is not supported"))))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let implicit_registered = m.grant_types.iter().any(|g| g == IMPLICIT_GRANT);
+    m.grant_types = grant_types.iter().map(|g| g.as_str().to_string()).collect();
+    if implicit_registered {
+        // Kept in the stored metadata as registered; it names no grant of the token endpoint.
+        m.grant_types.push(IMPLICIT_GRANT.to_string());
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && m.redirect_uris.is_empty() {
+        return Err(MetadataError {
+            code: ErrorCode::InvalidRedirectUri,
+            field: "redirect_uris",
+            message: "at least one redirect URI is required for authorization_code".into(),
+        });
+    }
 
     // F2MS-5.3.3: registered response modes must be ones the profile allows; requests are
     // then held to them.
@@ -685,6 +707,33 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "jwks");
+    }
+
+    /// RFC 7591 §2.1, F2SP-5.3.2.1-2 (issue 10, point 5): `implicit` is accepted beside
+    /// `authorization_code` exactly when `code id_token` is registered, and refused for a
+    /// `code`-only client, with the field named once in the message.
+    #[test]
+    fn implicit_grant_only_where_response_types_imply_it() {
+        assert!(implicit_grant_allowed(&[ResponseType::CodeIdToken]));
+        assert!(!implicit_grant_allowed(&[ResponseType::Code]));
+        let hybrid = validate_client_metadata(
+            meta(json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(),
+                "redirect_uris": ["https://a.example/cb"], "response_types": ["code id_token"],
+                "grant_types": ["authorization_code", "implicit", "refresh_token"]})),
+            "c".into(),
+        )
+        .unwrap();
+        assert_eq!(hybrid.grant_types, vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
+        assert!(hybrid.metadata.grant_types.iter().any(|g| g == IMPLICIT_GRANT));
+        let err = validate_client_metadata(
+            meta(json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(),
+                "redirect_uris": ["https://a.example/cb"], "response_types": ["code"],
+                "grant_types": ["authorization_code", "implicit"]})),
+            "c".into(),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "grant_types");
+        assert_eq!(err.to_string().matches("grant_types").count(), 1, "{err}");
     }
 
     #[test]
