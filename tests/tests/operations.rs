@@ -92,3 +92,43 @@ async fn key_rotation_publishes_before_use_and_keeps_the_retired_key() {
     let r = post_form(&ts.client(), &ts.url("/introspect"), &form, None).await;
     assert_eq!(r.body["active"], true, "a token signed before the rotation still verifies");
 }
+
+/// `keys.rotate_every` (F2SP-5.4.1-2: keys published before use; retired keys stay published
+/// for the overlap): with the clock moved past the period, the keys rotate next → active →
+/// retired exactly once even when two rotations race on one store (the lease), the new
+/// active key was published before, the old one stays published, and nothing rotates
+/// before the period or right after a rotation.
+#[tokio::test]
+async fn automatic_rotation_happens_once_when_due() {
+    let every = 7200;
+    let ts = TestServer::start_with(|c| c.keys.rotate_every = Some(every)).await;
+    let keys = &ts.server.state.keys;
+    let es256 = || {
+        use strongroom_protocol::jose::JwsSigner;
+        let signer = keys.signer(strongroom_protocol::jose::JwsAlg::ES256).unwrap();
+        jwt_header(&signer.sign(None, &json!({})).unwrap())["kid"].as_str().unwrap().to_string()
+    };
+    let published = || {
+        keys.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = es256();
+    let staged = published();
+    assert!(!keys.rotate_if_due(now() + 3600, every).await.unwrap(), "not due yet");
+    assert_eq!(es256(), before);
+
+    let later = now() + every as i64 + 1;
+    let (a, b) = tokio::join!(keys.rotate_if_due(later, every), keys.rotate_if_due(later, every));
+    let rotated = [a.unwrap(), b.unwrap()];
+    assert_eq!(rotated.iter().filter(|r| **r).count(), 1, "exactly one of two racing nodes rotates: {rotated:?}");
+    keys.reload(later).await.unwrap();
+    let after = es256();
+    assert_ne!(after, before);
+    assert!(staged.contains(&after), "the new active key was published before it was used");
+    assert!(published().contains(&before), "the retired key stays published for the overlap");
+    assert!(!keys.rotate_if_due(later + 60, every).await.unwrap(), "not again right after a rotation");
+}

@@ -166,6 +166,9 @@ pub struct KeysConfig {
     pub overlap_secs: u64,
     /// Enabled signing algorithms (subset of PS256, ES256, EdDSA).
     pub algorithms: Vec<String>,
+    /// Rotate the signing keys automatically when the active key is this old, in seconds;
+    /// `None`: only `strongroom keys rotate` rotates.
+    pub rotate_every: Option<u64>,
 }
 
 /// `[limits]`: request size limits in bytes.
@@ -330,7 +333,11 @@ impl Default for DpopConfig {
 
 impl Default for KeysConfig {
     fn default() -> Self {
-        Self { overlap_secs: 86_400, algorithms: ALLOWED_ALGORITHMS.iter().map(|a| a.to_string()).collect() }
+        Self {
+            overlap_secs: 86_400,
+            algorithms: ALLOWED_ALGORITHMS.iter().map(|a| a.to_string()).collect(),
+            rotate_every: None,
+        }
     }
 }
 
@@ -610,6 +617,11 @@ impl Config {
         }
 
         // [keys]
+        if let Some(every) = self.keys.rotate_every
+            && every < 3600
+        {
+            p.add("keys.rotate_every", format!("must be at least 3600 seconds, got {every}"));
+        }
         if self.keys.algorithms.is_empty() {
             p.add("keys.algorithms", "must list at least one algorithm");
         }

@@ -246,6 +246,31 @@ impl KeyRing {
         Ok(activated)
     }
 
+    /// Rotates when the oldest active signing key has been active for `every` seconds at
+    /// `now` (the clock is the caller's, so tests can move it). Safe with several nodes on
+    /// one store: the node that records the lease for the current set of active keys
+    /// rotates; the others return `false` and pick the new keys up at their next reload.
+    pub async fn rotate_if_due(&self, now: i64, every: u64) -> anyhow::Result<bool> {
+        let every = i64::try_from(every).unwrap_or(i64::MAX);
+        let keys = self.store.list_keys().await?;
+        let mut active: Vec<&KeyRecord> = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Active && self.algs.iter().any(|a| a.as_str() == k.alg))
+            .collect();
+        let Some(oldest) = active.iter().map(|k| k.state_changed_at).min() else { return Ok(false) };
+        if now - oldest < every {
+            return Ok(false);
+        }
+        active.sort_by(|a, b| a.kid.cmp(&b.kid));
+        let lease = active.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(",");
+        if !self.store.record_jti("key-rotation", &lease, now.saturating_add(every)).await? {
+            return Ok(false);
+        }
+        let activated = self.rotate(now).await?;
+        tracing::info!(?activated, "signing keys rotated automatically");
+        Ok(true)
+    }
+
     /// The active signer for an algorithm.
     pub fn signer(&self, alg: JwsAlg) -> Option<Arc<LocalSigningKey>> {
         self.loaded.read().ok()?.active.get(&alg).cloned()

@@ -195,6 +195,11 @@ fn spawn_housekeeping(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             tokio::select! {
                 _ = tick.tick() => {
                     let now = state::now();
+                    if let Some(every) = state.config.keys.rotate_every
+                        && let Err(e) = state.keys.rotate_if_due(now, every).await
+                    {
+                        tracing::warn!(error = %e, "automatic key rotation failed");
+                    }
                     if let Err(e) = state.keys.reload(now).await {
                         tracing::warn!(error = %e, "key reload failed");
                     }
