@@ -308,6 +308,34 @@ async fn deny_returns_access_denied_with_state_and_iss() {
     assert!(!p.contains_key("code"));
 }
 
+/// Issue 10 point 1, F2SP-5.3.2.2-7, R9207-2: the login page has a Cancel control;
+/// cancelling returns `access_denied` with `state` and `iss` to the registered redirect URI,
+/// signs no one in, and ends the request (its `request_uri` is then unusable).
+#[tokio::test]
+async fn cancel_at_login_returns_access_denied_with_state_and_iss() {
+    let ts = TestServer::start().await;
+    let app = App::register(&ts, "fapi2-security").await;
+    let uri = app.request_uri(&ts).await;
+    let mut b = Browser::new(&ts);
+    let login = b.get(&app.authorize_url(&ts, &uri)).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert!(login.body.contains(r#"name="decision" value="cancel""#), "a Cancel control: {}", login.body);
+    let csrf = form_field(&login.body, "csrf").expect("csrf field");
+    let request_uri = form_field(&login.body, "request_uri").expect("request_uri field");
+    let resp =
+        b.post_form(&ts.url("/login"), &[("csrf", &csrf), ("request_uri", &request_uri), ("decision", "cancel")]).await;
+    assert_eq!(resp.status, 303, "{}", resp.body);
+    let location = resp.location().unwrap();
+    assert!(location.starts_with(&app.redirect_uri), "{location}");
+    let p = redirect_params(&location);
+    assert_eq!(p.get("error").map(String::as_str), Some("access_denied"));
+    assert_eq!(p.get("state").map(String::as_str), Some("state-123"));
+    assert_eq!(p.get("iss"), Some(&ts.issuer));
+    assert!(!p.contains_key("code"));
+    let again = b.get(&app.authorize_url(&ts, &uri)).await;
+    assert_eq!(again.status, 400, "a cancelled request is over: {}", again.body);
+}
+
 /// CSRF protection on every form (issue 4): a form without the double-submit token, or
 /// with a wrong one, is refused.
 #[tokio::test]

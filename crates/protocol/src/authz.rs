@@ -216,6 +216,13 @@ pub fn needs_fresh_login(req: &AuthorizationRequest, auth_time: Option<i64>, now
     }
 }
 
+/// RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6 (issue 10, point 1): the user cancelled at the
+/// login page or denied at the consent page. Both end the request with `access_denied`,
+/// delivered to the client like any authorization response (with `state` and `iss`).
+pub fn refused_by_user() -> OAuthError {
+    OAuthError::new(ErrorCode::AccessDenied, "the user declined the request")
+}
+
 /// Builds a redirect to the client with parameters in the query or the fragment,
 /// appending to any query the registered URI already has.
 pub fn redirect_with(redirect_uri: &str, in_fragment: bool, params: &[(&str, &str)]) -> String {
@@ -420,6 +427,13 @@ mod tests {
         assert_eq!(reconcile_dpop_jkt(Some("a"), Some("a")).unwrap(), Some("a".into()));
         assert_eq!(reconcile_dpop_jkt(None, Some("b")).unwrap(), Some("b".into()));
         assert_eq!(reconcile_dpop_jkt(Some("a"), Some("b")).unwrap_err().code, ErrorCode::InvalidDpopProof);
+    }
+
+    /// Issue 10 point 1: cancel and deny are `access_denied`.
+    #[test]
+    fn user_refusal_is_access_denied() {
+        assert_eq!(refused_by_user().code, ErrorCode::AccessDenied);
+        assert_eq!(refused_by_user().code.as_str(), "access_denied");
     }
 
     #[test]

@@ -25,7 +25,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::OnceLock;
 use strongroom_protocol::authz::{
-    AuthorizationRequest, needs_fresh_login, redirect_with, trusted_redirect_uri, validate_authorization_request,
+    AuthorizationRequest, needs_fresh_login, redirect_with, refused_by_user, trusted_redirect_uri,
+    validate_authorization_request,
 };
 use strongroom_protocol::client::Client;
 use strongroom_protocol::discovery::paths;
@@ -720,6 +721,10 @@ async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<
         .await
         .map_err(|e| store_page(state, e))?
         .ok_or_else(|| unusable_request_uri(state))?;
+    // The Cancel control: no sign-in, the request ends at the client like a denial.
+    if form.get("decision").map(String::as_str) == Some("cancel") {
+        return Ok(decide(state, &client, request_uri, Decision::Refuse(refused_by_user()), now).await);
+    }
     let username = form.get("username").map(|u| u.trim()).unwrap_or("");
     let password = form.get("password").cloned().unwrap_or_default();
     let key = username.to_lowercase();
@@ -831,7 +836,7 @@ async fn consent_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Ste
     };
     let d = match decision {
         Some("approve") => Decision::Approve { session, remember: true },
-        _ => Decision::Refuse(OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")),
+        _ => Decision::Refuse(refused_by_user()),
     };
     Ok(decide(state, &client, request_uri, d, now).await)
 }
