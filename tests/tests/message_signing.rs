@@ -512,3 +512,41 @@ async fn encrypted_id_tokens_for_fapi1() {
     let back = verify_rust(&keys, &decrypt(body["id_token"].as_str().unwrap(), decrypter.as_ref()), &id, &ts.issuer);
     assert_eq!(back["sub"], front["sub"]);
 }
+
+/// Issue 10 point 2, JARM §4.3, R6749-4.1.2.1: an error in a verified FAPI 1.0 request
+/// object by value (an unknown scope) goes out like a success would: JARM-signed for
+/// `response_mode=jwt`, in the fragment for `code id_token`; never as a plain query error.
+#[tokio::test]
+async fn fapi1_by_value_errors_use_the_requested_response_mode() {
+    let ts = TestServer::start().await;
+    let app = fapi1_app(&ts).await;
+    let mut claims = base_claims(&ts, &app.id, "code", Some("jwt"), None);
+    claims["scope"] = "openid admin".into();
+    let url = authorize_url(
+        &ts,
+        &[("client_id", &app.id), ("response_type", "code"), ("request", &object(&app.key, &claims))],
+    );
+    let resp = ts.client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let p = redirect_params(&location);
+    assert!(!p.contains_key("error"), "not a plain error: {location}");
+    let keys = jwks(&ts).await;
+    let c = verify_rust(&keys, &p["response"], &app.id, &ts.issuer);
+    assert_eq!(c["error"], "invalid_scope");
+    assert_eq!(c["state"], claims["state"]);
+    let mut claims = base_claims(&ts, &app.id, "code id_token", None, None);
+    claims["scope"] = "openid admin".into();
+    let url = authorize_url(
+        &ts,
+        &[("client_id", &app.id), ("response_type", "code id_token"), ("request", &object(&app.key, &claims))],
+    );
+    let resp = ts.client().get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.contains('#') && !location.contains('?'), "in the fragment: {location}");
+    let p = redirect_params(&location);
+    assert_eq!(p["error"], "invalid_scope");
+    assert_eq!(p["state"], claims["state"].as_str().unwrap());
+    assert_eq!(p.get("iss"), Some(&ts.issuer));
+}

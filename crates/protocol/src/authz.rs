@@ -216,6 +216,33 @@ pub fn needs_fresh_login(req: &AuthorizationRequest, auth_time: Option<i64>, now
     }
 }
 
+/// Issue 10 point 2, R6749-4.1.2.1, JARM §4.3: the request an error answers when the
+/// parameters come from a verified request object (or are plain) and the client and its
+/// redirect URI are trusted: the error then goes out exactly like a success would, in the
+/// asked response mode when the profile allows it (JARM, fragment for `code id_token`).
+/// `None` when the redirect URI cannot be trusted (the caller shows the error page).
+pub fn error_request(params: &Params, client: &Client) -> Option<AuthorizationRequest> {
+    let redirect_uri = trusted_redirect_uri(params, client)?;
+    let policy = client.policy();
+    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let rt = get("response_type").and_then(ResponseType::parse).filter(|rt| policy.allows_response_type(*rt));
+    let mode = get("response_mode").and_then(ResponseMode::parse).filter(|m| policy.response_modes.contains(m));
+    Some(AuthorizationRequest {
+        client_id: client.client_id.clone(),
+        response_type: rt.unwrap_or(ResponseType::Code).as_str().to_string(),
+        response_mode: mode.map(|m| m.as_str().to_string()),
+        redirect_uri: redirect_uri.to_string(),
+        scope: String::new(),
+        state: get("state").filter(|s| s.len() <= MAX_STATE_LEN).map(str::to_string),
+        nonce: None,
+        code_challenge: None,
+        dpop_jkt: None,
+        prompt: Vec::new(),
+        max_age: None,
+        acr_values: Vec::new(),
+    })
+}
+
 /// RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6 (issue 10, point 1): the user cancelled at the
 /// login page or denied at the consent page. Both end the request with `access_denied`,
 /// delivered to the client like any authorization response (with `state` and `iss`).
@@ -427,6 +454,19 @@ mod tests {
         assert_eq!(reconcile_dpop_jkt(Some("a"), Some("a")).unwrap(), Some("a".into()));
         assert_eq!(reconcile_dpop_jkt(None, Some("b")).unwrap(), Some("b".into()));
         assert_eq!(reconcile_dpop_jkt(Some("a"), Some("b")).unwrap_err().code, ErrorCode::InvalidDpopProof);
+    }
+
+    /// Issue 10 point 2: an error keeps the asked JWT response mode and `state` once the
+    /// redirect URI is trusted; an untrusted redirect URI gives no redirect target.
+    #[test]
+    fn error_request_keeps_the_response_mode() {
+        let c = client("fapi1-advanced");
+        let r = error_request(&params(&[("response_type", "code"), ("response_mode", "jwt")]), &c).unwrap();
+        assert_eq!(r.effective_mode(), ResponseMode::Jwt);
+        assert_eq!(r.state.as_deref(), Some("s"));
+        let r = error_request(&params(&[("response_type", "code id_token")]), &c).unwrap();
+        assert_eq!(r.effective_mode(), ResponseMode::Fragment);
+        assert!(error_request(&params(&[("redirect_uri", "https://evil.example/cb")]), &c).is_none());
     }
 
     /// Issue 10 point 1: cancel and deny are `access_denied`.

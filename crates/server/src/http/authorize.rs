@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::OnceLock;
 use strongroom_protocol::authz::{
-    AuthorizationRequest, needs_fresh_login, redirect_with, refused_by_user, trusted_redirect_uri,
+    AuthorizationRequest, error_request, needs_fresh_login, redirect_with, refused_by_user, trusted_redirect_uri,
     validate_authorization_request,
 };
 use strongroom_protocol::client::Client;
@@ -229,7 +229,20 @@ async fn direct_request(
         }
         None => params,
     };
-    let request = validate_authorization_request(params, client, false).map_err(|e| fail(params, e))?;
+    let request = match validate_authorization_request(params, client, false) {
+        Ok(request) => request,
+        // Issue 10 point 2: the (verified) parameters name a trusted redirect URI, so the
+        // error goes out exactly like a success would (JARM, fragment, form_post.jwt).
+        Err(e) => match error_request(params, client) {
+            Some(answer) => {
+                let enc_keys = response_encryption_keys(state, client, now).await;
+                let response =
+                    authorization_response(state, client, &answer, Outcome::Error(&e), now, enc_keys.as_ref());
+                return Err(response.unwrap_or_else(|r| r));
+            }
+            None => return Err(error_page(state, &e)),
+        },
+    };
     let ttl = state.config.tokens.par_ttl.min(client.policy().max_request_uri_ttl);
     let uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
     let data = serde_json::to_value(&request).map_err(|_| error_page(state, &OAuthError::server_error()))?;
@@ -362,12 +375,7 @@ async fn decide_inner(
         tracing::error!(error = %e, "corrupt pushed request");
         error_page(state, &OAuthError::server_error())
     })?;
-    // Keys for responses the client wants encrypted (JARM, the hybrid ID token).
-    let enc_keys = if client.authorization_encryption.is_some() || client.id_token_encryption.is_some() {
-        super::client_auth::client_keys(state, client, false, now).await.ok()
-    } else {
-        None
-    };
+    let enc_keys = response_encryption_keys(state, client, now).await;
     let enc_keys = enc_keys.as_ref();
     match decision {
         Decision::Refuse(error) => {
@@ -381,6 +389,15 @@ async fn decide_inner(
             let outcome = Outcome::Code { code: &code, session: &session };
             authorization_response(state, client, &request, outcome, now, enc_keys)
         }
+    }
+}
+
+/// Keys for responses the client wants encrypted (JARM, the hybrid ID token).
+async fn response_encryption_keys(state: &AppState, client: &Client, now: i64) -> Option<jsonwebtoken::jwk::JwkSet> {
+    if client.authorization_encryption.is_some() || client.id_token_encryption.is_some() {
+        super::client_auth::client_keys(state, client, false, now).await.ok()
+    } else {
+        None
     }
 }
 
