@@ -550,3 +550,45 @@ async fn fapi1_by_value_errors_use_the_requested_response_mode() {
     assert_eq!(p["state"], claims["state"].as_str().unwrap());
     assert_eq!(p.get("iss"), Some(&ts.issuer));
 }
+
+/// Issue 10 point 2, F1A-5.2.2-10: a request object that fails verification never lets the
+/// unsigned outer `redirect_uri` or `state` choose where the error goes: with two
+/// registered redirect URIs the error is a page; with one it goes there without `state`.
+#[tokio::test]
+async fn failed_request_object_errors_ignore_outer_parameters() {
+    let ts = TestServer::start().await;
+    let key = client_key(JwsAlg::PS256);
+    let other = "https://app.example/other";
+    let id = ts
+        .register(
+            json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key),
+            "redirect_uris": [callback(&ts), other]}),
+        )
+        .await;
+    let forged = object(&client_key(JwsAlg::PS256), &base_claims(&ts, &id, "code id_token", None, None));
+    let outer = [
+        ("client_id", id.as_str()),
+        ("response_type", "code id_token"),
+        ("redirect_uri", other),
+        ("state", "outer-state"),
+        ("request", forged.as_str()),
+    ];
+    let resp = ts.client().get(authorize_url(&ts, &outer)).send().await.unwrap();
+    assert_eq!(resp.status(), 400, "an error page, not a redirect to the outer redirect_uri");
+    assert!(resp.headers().get("location").is_none());
+    let app = fapi1_app(&ts).await;
+    let forged = object(&client_key(JwsAlg::PS256), &base_claims(&ts, &app.id, "code id_token", None, None));
+    let outer = [
+        ("client_id", app.id.as_str()),
+        ("response_type", "code id_token"),
+        ("state", "outer-state"),
+        ("request", forged.as_str()),
+    ];
+    let resp = ts.client().get(authorize_url(&ts, &outer)).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&callback(&ts)), "{location}");
+    let p = redirect_params(&location);
+    assert_eq!(p["error"], "invalid_request_object");
+    assert!(!p.contains_key("state"), "no state from the unsigned outer request: {location}");
+}

@@ -243,6 +243,17 @@ pub fn error_request(params: &Params, client: &Client) -> Option<AuthorizationRe
     })
 }
 
+/// Issue 10 point 2, F1A-5.2.2-10, R6749-4.1.2.1: where an error goes when a request
+/// object fails verification. Its unsigned outer parameters never choose the target: only
+/// a client with exactly one registered redirect URI gets the error there (without `state`,
+/// which would come from the unsigned outer request); otherwise the caller shows the page.
+pub fn unverified_request_redirect(client: &Client) -> Option<&str> {
+    match client.metadata.redirect_uris.as_slice() {
+        [only] => Some(only.as_str()),
+        _ => None,
+    }
+}
+
 /// RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6 (issue 10, point 1): the user cancelled at the
 /// login page or denied at the consent page. Both end the request with `access_denied`,
 /// delivered to the client like any authorization response (with `state` and `iss`).
@@ -467,6 +478,16 @@ mod tests {
         let r = error_request(&params(&[("response_type", "code id_token")]), &c).unwrap();
         assert_eq!(r.effective_mode(), ResponseMode::Fragment);
         assert!(error_request(&params(&[("redirect_uri", "https://evil.example/cb")]), &c).is_none());
+    }
+
+    /// Issue 10 point 2: a failed request object redirects only to the single registered URI.
+    #[test]
+    fn unverified_request_goes_only_to_the_single_redirect_uri() {
+        let c = client("fapi1-advanced");
+        assert_eq!(unverified_request_redirect(&c), Some("https://c.example/cb"));
+        let mut two = c.clone();
+        two.metadata.redirect_uris.push("https://c.example/other".into());
+        assert_eq!(unverified_request_redirect(&two), None);
     }
 
     /// Issue 10 point 1: cancel and deny are `access_denied`.

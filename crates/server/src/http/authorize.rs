@@ -26,7 +26,7 @@ use serde_json::json;
 use std::sync::OnceLock;
 use strongroom_protocol::authz::{
     AuthorizationRequest, error_request, needs_fresh_login, redirect_with, refused_by_user, trusted_redirect_uri,
-    validate_authorization_request,
+    unverified_request_redirect, validate_authorization_request,
 };
 use strongroom_protocol::client::Client;
 use strongroom_protocol::discovery::paths;
@@ -216,9 +216,12 @@ async fn direct_request(
     let inner;
     let params = match params.get("request") {
         Some(object) => {
-            inner = crate::http::par::request_object_params(state, client, object, params, now)
-                .await
-                .map_err(|e| fail(params, e.error))?;
+            inner = crate::http::par::request_object_params(state, client, object, params, now).await.map_err(|e| {
+                match unverified_request_redirect(client) {
+                    Some(redirect_uri) => plain_error_redirect(state, redirect_uri, None, &e.error),
+                    None => error_page(state, &e.error),
+                }
+            })?;
             &inner
         }
         None if client.requires_signed_request_object() => {
