@@ -582,6 +582,24 @@ pub async fn verify_with_jose(jwks: &Value, token: &str, hash_inputs: Value) -> 
     Some(serde_json::from_slice(&out.stdout).expect("json from verify.mjs"))
 }
 
+/// Pushes the authorization request `par` (client authentication included) with a DPoP
+/// proof by `dkey`, asserts 201, and returns the authorization URL that resumes it.
+pub async fn push_with_dpop(
+    ts: &TestServer,
+    client_id: &str,
+    dkey: &LocalSigningKey,
+    par: &[(String, String)],
+) -> String {
+    let proof = dpop_proof(dkey, "POST", &ts.url("/par"), None, None);
+    let r = kit::post_form(&ts.client(), &ts.url("/par"), par, Some(&proof)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", client_id)
+        .append_pair("request_uri", r.body["request_uri"].as_str().expect("request_uri"))
+        .finish();
+    ts.url(&format!("/authorize?{q}"))
+}
+
 /// What a completed FAPI 2.0 code flow gave: the token response and the client's keys.
 pub struct FlowTokens {
     /// The token response.
@@ -625,15 +643,8 @@ pub async fn fapi2_code_flow(
         ),
         extra,
     );
-    let r =
-        post_form(&ts.client(), &ts.url("/par"), &par, Some(&dpop_proof(&dkey, "POST", &ts.url("/par"), None, None)))
-            .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("client_id", &id)
-        .append_pair("request_uri", r.body["request_uri"].as_str().expect("request_uri"))
-        .finish();
-    let done = sign_in_and_decide(ts, &ts.url(&format!("/authorize?{q}")), user, password, "approve").await;
+    let authorize = push_with_dpop(ts, &id, &dkey, &par).await;
+    let done = sign_in_and_decide(ts, &authorize, user, password, "approve").await;
     let code = redirect_params(&done.location().expect("redirect"))["code"].clone();
     let form = with(
         auth(),

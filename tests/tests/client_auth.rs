@@ -28,6 +28,16 @@ async fn fapi2_client(ts: &TestServer, alg: JwsAlg) -> (LocalSigningKey, String)
     (key, id)
 }
 
+/// A FAPI 1.0 `private_key_jwt` client (PS256) and an HTTP client presenting a trusted
+/// certificate for `name`, so its tokens can be certificate-bound.
+async fn fapi1_client_over_mtls(ts: &TestServer, name: &str) -> (LocalSigningKey, String, String, reqwest::Client) {
+    let key = client_key(JwsAlg::PS256);
+    let id = register_pkjwt(ts, &key, "fapi1-advanced", json!({})).await;
+    let (cert, cert_key) = ts.trusted_cert(name);
+    let http = ts.mtls_client(&cert, &cert_key);
+    (key, id, cert, http)
+}
+
 /// OIDC-9-claims, F2SP-5.4.1-alg(assert), F2SP-5.3.2.1-8, R9449-5-type: a well-formed
 /// assertion (`aud` = issuer as a string) signed with ES256, PS256 or EdDSA authenticates
 /// the client, and the token it gets is DPoP-bound.
@@ -78,10 +88,7 @@ async fn fapi2_endpoint_url_audience_is_refused() {
 #[tokio::test]
 async fn fapi1_accepts_token_endpoint_audience() {
     let ts = TestServer::start().await;
-    let key = client_key(JwsAlg::PS256);
-    let id = register_pkjwt(&ts, &key, "fapi1-advanced", json!({})).await;
-    let (cert, cert_key) = ts.trusted_cert("fapi1-app");
-    let http = ts.mtls_client(&cert, &cert_key);
+    let (key, id, cert, http) = fapi1_client_over_mtls(&ts, "fapi1-app").await;
     let url = ts.mtls_url("/token");
     for aud in [json!(ts.url("/token")), json!(ts.mtls_url("/token")), json!([ts.issuer]), json!(ts.issuer)] {
         let mut claims = assertion_claims(&id, &ts.issuer);
@@ -106,10 +113,7 @@ async fn fapi1_accepts_token_endpoint_audience() {
 #[tokio::test]
 async fn jwts_of_other_kinds_are_not_client_assertions() {
     let ts = TestServer::start().await;
-    let key = client_key(JwsAlg::PS256);
-    let id = register_pkjwt(&ts, &key, "fapi1-advanced", json!({})).await;
-    let (cert, cert_key) = ts.trusted_cert("fapi1-typed");
-    let http = ts.mtls_client(&cert, &cert_key);
+    let (key, id, _, http) = fapi1_client_over_mtls(&ts, "fapi1-typed").await;
     let url = ts.mtls_url("/token");
     let token_request = |jwt: String| with(assertion_form(&id, &jwt), &[("grant_type", "client_credentials")]);
 

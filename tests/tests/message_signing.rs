@@ -78,8 +78,8 @@ async fn ms_app(ts: &TestServer) -> MsApp {
     MsApp { id, key, dpop: client_key(JwsAlg::ES256) }
 }
 
-/// PAR with a signed request object; returns the authorization URL.
-async fn push_object(ts: &TestServer, app: &MsApp, claims: &Value) -> String {
+/// PAR with a signed request object and a DPoP proof; returns the status and JSON body.
+async fn par(ts: &TestServer, app: &MsApp, claims: &Value) -> (u16, Value) {
     let mut form = assertion_form(&app.id, &assertion(&app.key, &assertion_claims(&app.id, &ts.issuer)));
     form.push(("request".into(), object(&app.key, claims)));
     let resp = ts
@@ -90,9 +90,36 @@ async fn push_object(ts: &TestServer, app: &MsApp, claims: &Value) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// PAR with a signed request object; returns the authorization URL.
+async fn push_object(ts: &TestServer, app: &MsApp, claims: &Value) -> String {
+    let (status, body) = par(ts, app, claims).await;
+    assert_eq!(status, 201);
     authorize_url(ts, &[("client_id", &app.id), ("request_uri", body["request_uri"].as_str().unwrap())])
+}
+
+/// Redeems `code` at the token endpoint with `private_key_jwt`, PKCE and a DPoP proof;
+/// asserts 200 and returns the token response.
+async fn redeem_code(ts: &TestServer, app: &MsApp, code: &str, verifier: String) -> Value {
+    let mut form = assertion_form(&app.id, &assertion(&app.key, &assertion_claims(&app.id, &ts.issuer)));
+    form.extend([
+        ("grant_type".into(), "authorization_code".into()),
+        ("code".into(), code.to_string()),
+        ("redirect_uri".into(), callback(ts)),
+        ("code_verifier".into(), verifier),
+    ]);
+    let resp = ts
+        .client()
+        .post(ts.url("/token"))
+        .header("DPoP", dpop_proof(&app.dpop, "POST", &ts.url("/token"), None, None))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
 }
 
 /// F2MS-5.3.1-1, F2MS-5.4 (JARM required, `iss` only inside the JWT), JARM-4.1, R9101:
@@ -123,24 +150,7 @@ async fn message_signing_flow_with_jarm() {
         assert_eq!(out["payload"]["aud"], json!(app.id));
         assert_eq!(out["payload"]["code"], c["code"]);
     }
-    let code = c["code"].as_str().unwrap();
-    let mut form = assertion_form(&app.id, &assertion(&app.key, &assertion_claims(&app.id, &ts.issuer)));
-    form.extend([
-        ("grant_type".into(), "authorization_code".into()),
-        ("code".into(), code.to_string()),
-        ("redirect_uri".into(), callback(&ts)),
-        ("code_verifier".into(), verifier),
-    ]);
-    let resp = ts
-        .client()
-        .post(ts.url("/token"))
-        .header("DPoP", dpop_proof(&app.dpop, "POST", &ts.url("/token"), None, None))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let body = redeem_code(&ts, &app, c["code"].as_str().unwrap(), verifier).await;
     assert_eq!(body["token_type"], "DPoP");
     let id_token = verify_rust(&keys, body["id_token"].as_str().unwrap(), &app.id, &ts.issuer);
     assert_eq!(id_token["nonce"], claims["nonce"]);
@@ -201,11 +211,8 @@ async fn message_signing_client_registered_for_jarm_only_is_held_to_it() {
     let (_, challenge) = pkce_pair();
     for mode in [None, Some("query")] {
         let claims = base_claims(&ts, &app.id, "code", mode, Some(&challenge));
-        let mut form = assertion_form(&app.id, &assertion(&app.key, &assertion_claims(&app.id, &ts.issuer)));
-        form.push(("request".into(), object(&app.key, &claims)));
-        let resp = ts.client().post(ts.url("/par")).form(&form).send().await.unwrap();
-        assert_eq!(resp.status(), 400, "{mode:?}");
-        let body: Value = resp.json().await.unwrap();
+        let (status, body) = par(&ts, &app, &claims).await;
+        assert_eq!(status, 400, "{mode:?}");
         assert_eq!(body["error"], "invalid_request");
     }
     let claims = base_claims(&ts, &app.id, "code", Some("jwt"), Some(&challenge));
@@ -232,23 +239,7 @@ async fn message_signing_client_may_ask_for_a_plain_response() {
     assert!(!params.contains_key("response"), "not JARM: {location}");
     assert_eq!(params["iss"], ts.issuer);
     assert_eq!(params["state"], claims["state"].as_str().unwrap());
-    let mut form = assertion_form(&app.id, &assertion(&app.key, &assertion_claims(&app.id, &ts.issuer)));
-    form.extend([
-        ("grant_type".into(), "authorization_code".into()),
-        ("code".into(), params["code"].clone()),
-        ("redirect_uri".into(), callback(&ts)),
-        ("code_verifier".into(), verifier),
-    ]);
-    let resp = ts
-        .client()
-        .post(ts.url("/token"))
-        .header("DPoP", dpop_proof(&app.dpop, "POST", &ts.url("/token"), None, None))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let body = redeem_code(&ts, &app, &params["code"], verifier).await;
     assert_eq!(body["token_type"], "DPoP");
 }
 

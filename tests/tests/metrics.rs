@@ -170,16 +170,9 @@ async fn logins_are_counted_by_result() {
         ],
     );
     let dkey = client_key(strongroom_protocol::jose::JwsAlg::ES256);
-    let r =
-        post_form(&ts.client(), &ts.url("/par"), &par, Some(&dpop_proof(&dkey, "POST", &ts.url("/par"), None, None)))
-            .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("client_id", &id)
-        .append_pair("request_uri", r.body["request_uri"].as_str().unwrap())
-        .finish();
+    let authorize = push_with_dpop(&ts, &id, &dkey, &par).await;
     let mut b = Browser::new(&ts);
-    let mut page = b.get(&ts.url(&format!("/authorize?{q}"))).await;
+    let mut page = b.get(&authorize).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let mut statuses = Vec::new();
     for _ in 0..6 {

@@ -6,6 +6,15 @@ use serde_json::json;
 use strongroom_tests::kit::*;
 use strongroom_tests::*;
 
+/// A server that believes `Client-Cert` only from the proxy at `trusted`.
+async fn behind_proxy(trusted: &str) -> TestServer {
+    TestServer::start_with(|c| {
+        c.proxy.trusted = vec![trusted.into()];
+        c.proxy.client_cert_header = Some("client-cert".into());
+    })
+    .await
+}
+
 /// R8705-2, R8705-3 (behind a proxy), RFC 9440: with 127.0.0.1 configured as a trusted
 /// proxy and `Client-Cert` as the header, a `tls_client_auth` client authenticates with no
 /// TLS client certificate at all — the certificate arrives as `Client-Cert: :<base64 DER>:`
@@ -14,11 +23,7 @@ use strongroom_tests::*;
 /// own TLS connection is not taken as the client's.
 #[tokio::test]
 async fn trusted_proxy_header_carries_the_client_certificate() {
-    let ts = TestServer::start_with(|c| {
-        c.proxy.trusted = vec!["127.0.0.1".into()];
-        c.proxy.client_cert_header = Some("client-cert".into());
-    })
-    .await;
+    let ts = behind_proxy("127.0.0.1").await;
     let id = register_tls(&ts, "behind-proxy", json!({})).await;
     let (cert, key) = ts.trusted_cert("behind-proxy");
     for url in [ts.mtls_url("/token"), ts.url("/token")] {
@@ -50,11 +55,7 @@ async fn trusted_proxy_header_carries_the_client_certificate() {
 /// certificate. The same client with one correct header gets its token.
 #[tokio::test]
 async fn repeated_or_malformed_forwarded_certificate_is_refused() {
-    let ts = TestServer::start_with(|c| {
-        c.proxy.trusted = vec!["127.0.0.1".into()];
-        c.proxy.client_cert_header = Some("client-cert".into());
-    })
-    .await;
+    let ts = behind_proxy("127.0.0.1").await;
     let id = register_tls(&ts, "behind-proxy-twice", json!({})).await;
     let (cert, _) = ts.trusted_cert("behind-proxy-twice");
     let (attacker, _) = ts.trusted_cert("attacker");
@@ -80,11 +81,7 @@ async fn repeated_or_malformed_forwarded_certificate_is_refused() {
 /// certificate on its own TLS connection still authenticates it.
 #[tokio::test]
 async fn untrusted_peer_cannot_inject_a_certificate_header() {
-    let ts = TestServer::start_with(|c| {
-        c.proxy.trusted = vec!["10.9.9.9".into()];
-        c.proxy.client_cert_header = Some("client-cert".into());
-    })
-    .await;
+    let ts = behind_proxy("10.9.9.9").await;
     let id = register_tls(&ts, "direct", json!({})).await;
     let (cert, key) = ts.trusted_cert("direct");
     for url in [ts.mtls_url("/token"), ts.url("/token")] {

@@ -340,8 +340,8 @@ fn forwarded_chain(headers: &HeaderMap, header: &HeaderName) -> Result<Option<Cl
 /// (RFC 6749 §5.2), without echoing the header.
 fn forwarded_cert_refused(e: ForwardedCertError) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    let body = serde_json::json!({ "error": "invalid_request", "error_description": e.to_string() });
-    (http::StatusCode::BAD_REQUEST, [(http::header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+    let error = strongroom_protocol::error::OAuthError::invalid_request(e.to_string());
+    crate::http::ErrorResponse::from(error).into_response()
 }
 
 /// Decode a client certificate forwarded by a proxy. The format is detected from the value:
@@ -620,7 +620,7 @@ mod tests {
 
     #[test]
     fn repeated_forwarded_certificate_header_is_refused() {
-        // F2SP-5.2.2 / RFC 9440 §2.2: a proxy that appends instead of overwriting lets the
+        // RFC 9440 §2.2: a proxy that appends instead of overwriting lets the
         // client add a value; two values are refused, never "the first wins".
         let (a, b) = (test_cert(), test_cert());
         let mut headers = HeaderMap::new();
