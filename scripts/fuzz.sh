@@ -26,6 +26,8 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 echo "[fuzz] writing seeds to fuzz/corpus/"
 STRONGROOM_FUZZ_SEEDS="$PWD/fuzz/corpus" cargo test -q -p strongroom-server --test fuzz_bodies >/dev/null
 
+# The fuzz build keeps its instrumented artifacts apart, in fuzz/target.
+unset CARGO_TARGET_DIR
 cd fuzz
 echo "[fuzz] building the targets"
 cargo fuzz build -s none --release
