@@ -367,6 +367,22 @@ async fn tls_client_auth_wrong_subject_is_refused() {
     assert_error(&r, 401, "invalid_client");
 }
 
+/// R8705-2.1.2: DNs are compared as RDN sets: a client registered as `CN=x+O=…` (one
+/// multi-valued RDN) is not the holder of a certificate whose subject is `CN=x,O=…`
+/// (two RDNs), though both carry the same attributes.
+#[tokio::test]
+async fn tls_client_auth_subject_differing_in_rdn_sets_is_refused() {
+    let ts = TestServer::start().await;
+    let id = register_tls(&ts, "svc-set", json!({"tls_client_auth_subject_dn": "CN=svc-set+O=Strongroom Demo"})).await;
+    let (cert, key) = ts.trusted_cert("svc-set");
+    let r = post_form(&ts.mtls_client(&cert, &key), &ts.mtls_url("/token"), &mtls_form(&id), None).await;
+    assert_error(&r, 401, "invalid_client");
+    // The same certificate with its DN registered as two RDNs, escapes decoded.
+    let id =
+        register_tls(&ts, "svc-set", json!({"tls_client_auth_subject_dn": "CN=svc\\2Dset,O=Strongroom Demo"})).await;
+    assert_token(&post_form(&ts.mtls_client(&cert, &key), &ts.mtls_url("/token"), &mtls_form(&id), None).await);
+}
+
 /// R8705-2.1.2: a certificate with exactly the registered subject DN, but issued by a CA
 /// the server does not trust, is `invalid_client`.
 #[tokio::test]

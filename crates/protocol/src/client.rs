@@ -570,6 +570,9 @@ fn validate_jwks(v: &Value, policy: &Policy) -> Result<JwkSet, MetadataError> {
 fn tls_identity(m: &ClientMetadata) -> Result<Option<TlsClientIdentity>, MetadataError> {
     let mut found = Vec::new();
     if let Some(v) = &m.tls_client_auth_subject_dn {
+        // R8705-2.1.2: a DN that cannot be parsed could never match; refuse it now.
+        crate::dn::Dn::parse(v)
+            .map_err(|e| bad("tls_client_auth_subject_dn", format!("is not an RFC 4514 DN: {e}")))?;
         found.push(TlsClientIdentity::SubjectDn(v.clone()));
     }
     if let Some(v) = &m.tls_client_auth_san_dns {
@@ -690,6 +693,17 @@ mod tests {
         let c = validate_client_metadata(meta(one), "c".into()).unwrap();
         assert_eq!(c.tls_identity, Some(TlsClientIdentity::SubjectDn("CN=a".into())));
         assert!(c.mtls_bound());
+    }
+
+    /// R8705-2.1.2: a subject DN that is not an RFC 4514 DN is refused at registration.
+    #[test]
+    fn unparseable_subject_dn_is_refused() {
+        for dn in ["garbage", "CN=#0403616263", "CN=a,", "XX=a", "CN=a\\zz"] {
+            let m = json!({"token_endpoint_auth_method": "tls_client_auth", "redirect_uris": ["https://a.example/cb"],
+                "tls_client_auth_subject_dn": dn});
+            let err = validate_client_metadata(meta(m), "c".into()).unwrap_err();
+            assert_eq!(err.field, "tls_client_auth_subject_dn", "{dn}");
+        }
     }
 
     #[test]

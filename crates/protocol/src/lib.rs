@@ -8,6 +8,7 @@ pub mod authz;
 pub mod client;
 pub mod client_auth;
 pub mod discovery;
+pub mod dn;
 pub mod dpop;
 pub mod error;
 pub mod jose;

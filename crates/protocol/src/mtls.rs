@@ -2,6 +2,7 @@
 //! per-client certificate checks for `tls_client_auth` and `self_signed_tls_client_auth`.
 
 use crate::client::TlsClientIdentity;
+use crate::dn::Dn;
 use crate::jose::{b64url_decode, sha256_b64url};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -69,90 +70,14 @@ fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
     }
 }
 
-/// One attribute of a distinguished name: type OID (dotted) and normalized value.
-type Attr = (String, String);
-
-/// Compares a registered RFC 4514 DN string with a certificate subject as parsed DNs:
-/// attribute types by OID, values with case and inner whitespace normalized, in RFC 4514
-/// order (most specific first) or in certificate order, since ecosystems write both.
+/// R8705-2.1.2: the registered RFC 4514 DN and the certificate subject are compared as
+/// parsed DNs (RDN sequences of attribute sets, see [`crate::dn`]); an unparseable side
+/// never matches.
 pub fn subject_dn_matches(subject: &X509Name<'_>, registered: &str) -> bool {
-    let Some(want) = parse_rfc4514(registered) else { return false };
-    let mut have = Vec::new();
-    for attr in subject.iter_attributes() {
-        let Ok(value) = attr.as_str() else { return false };
-        have.push((attr.attr_type().to_id_string(), normalize(value)));
+    match (Dn::parse(registered), Dn::from_x509(subject)) {
+        (Ok(want), Ok(have)) => want.matches(&have),
+        _ => false,
     }
-    if want.is_empty() || want.len() != have.len() {
-        return false;
-    }
-    let reversed: Vec<Attr> = want.iter().rev().cloned().collect();
-    have == want || have == reversed
-}
-
-fn normalize(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
-}
-
-fn oid_for(name: &str) -> Option<String> {
-    let upper = name.to_ascii_uppercase();
-    let oid = match upper.as_str() {
-        "CN" => "2.5.4.3",
-        "SERIALNUMBER" => "2.5.4.5",
-        "C" => "2.5.4.6",
-        "L" => "2.5.4.7",
-        "ST" => "2.5.4.8",
-        "STREET" => "2.5.4.9",
-        "O" => "2.5.4.10",
-        "OU" => "2.5.4.11",
-        "TITLE" => "2.5.4.12",
-        "BUSINESSCATEGORY" => "2.5.4.15",
-        "ORGANIZATIONIDENTIFIER" => "2.5.4.97",
-        "UID" => "0.9.2342.19200300.100.1.1",
-        "DC" => "0.9.2342.19200300.100.1.25",
-        "EMAILADDRESS" | "E" => "1.2.840.113549.1.9.1",
-        "JURISDICTIONC" => "1.3.6.1.4.1.311.60.2.1.3",
-        other if other.chars().all(|c| c.is_ascii_digit() || c == '.') && other.contains('.') => other,
-        _ => return None,
-    };
-    Some(oid.to_string())
-}
-
-/// Parses an RFC 4514 string into attributes (multi-valued RDNs are flattened).
-fn parse_rfc4514(s: &str) -> Option<Vec<Attr>> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut parts = Vec::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                current.push('\\');
-                current.push(chars.next()?);
-            }
-            ',' | '+' | ';' => parts.push(std::mem::take(&mut current)),
-            _ => current.push(c),
-        }
-    }
-    parts.push(current);
-    for part in parts {
-        let (name, value) = part.split_once('=')?;
-        let oid = oid_for(name.trim())?;
-        out.push((oid, normalize(&unescape(value.trim())?)));
-    }
-    Some(out)
-}
-
-fn unescape(v: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            out.push(chars.next()?);
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
 }
 
 /// RFC 8705 §2.2: for `self_signed_tls_client_auth` the presented certificate must be one
@@ -229,6 +154,148 @@ mod tests {
         assert!(!identity_matches(&cert, &id("CN=client-1,O=Acme Ltd")));
         assert!(!identity_matches(&cert, &id("CN=client-1,O=Acme Ltd,C=GB,OU=x")));
         assert!(!identity_matches(&cert, &id("garbage")));
+    }
+
+    /// DER tag-length-value.
+    fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = content.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let len = n.to_be_bytes();
+            let skip = len.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (len.len() - skip) as u8);
+            out.extend_from_slice(&len[skip..]);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// (header length, content length) of the DER value at the start of `b`.
+    fn der_header(b: &[u8]) -> (usize, usize) {
+        if b[1] < 0x80 {
+            return (2, b[1] as usize);
+        }
+        let n = (b[1] & 0x7f) as usize;
+        (2 + n, b[2..2 + n].iter().fold(0, |acc, x| (acc << 8) | *x as usize))
+    }
+
+    /// An encoded X.509 Name; each inner slice is one RDN of (OID bytes, UTF8String value).
+    fn name_der(rdns: &[&[(&[u8], &str)]]) -> Vec<u8> {
+        let mut seq = Vec::new();
+        for rdn in rdns {
+            let mut avas: Vec<Vec<u8>> =
+                rdn.iter().map(|(oid, v)| der(0x30, &[der(0x06, oid), der(0x0c, v.as_bytes())].concat())).collect();
+            avas.sort(); // DER SET OF order
+            seq.extend(der(0x31, &avas.concat()));
+        }
+        der(0x30, &seq)
+    }
+
+    /// rcgen writes one attribute per RDN, so a certificate with multi-valued RDNs is made
+    /// by replacing the subject of an rcgen certificate and signing the result again.
+    fn cert_with_subject(subject: &[u8]) -> Vec<u8> {
+        let (der_in, key) = cert_with(&[(DnType::CommonName, "placeholder")], vec![]);
+        let (_, cert) = X509Certificate::from_der(&der_in).unwrap();
+        let tbs = cert.tbs_certificate.as_ref();
+        let old = cert.subject().as_raw();
+        let at = old.as_ptr() as usize - tbs.as_ptr() as usize;
+        let (h, _) = der_header(tbs);
+        let new_tbs = der(0x30, &[&tbs[h..at], subject, &tbs[at + old.len()..]].concat());
+        let (ch, _) = der_header(&der_in);
+        let after_tbs = &der_in[ch + tbs.len()..];
+        let (ah, al) = der_header(after_tbs);
+        let sig = rcgen::SigningKey::sign(&key, &new_tbs).unwrap();
+        let bits = der(0x03, &[&[0u8][..], &sig].concat());
+        der(0x30, &[&new_tbs[..], &after_tbs[..ah + al], &bits].concat())
+    }
+
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    const OU: &[u8] = &[0x55, 0x04, 0x0b];
+    const O: &[u8] = &[0x55, 0x04, 0x0a];
+    const C: &[u8] = &[0x55, 0x04, 0x06];
+
+    /// R8705-2.1.2: registered DN strings against real certificates (rcgen), compared as
+    /// RFC 4514 RDN sequences of attribute sets with the RFC 4517/4518 matching rules.
+    #[test]
+    fn subject_dn_table() {
+        use rcgen::{DnValue, string::PrintableString};
+        let ptr = |s: &str| DnValue::PrintableString(PrintableString::try_from(s).unwrap());
+        let org_id = DnType::CustomDnType(vec![2, 5, 4, 97]);
+        let email = DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]);
+        let flat = |dn: Vec<(DnType, DnValue)>| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::default();
+            let mut name = DistinguishedName::new();
+            for (t, v) in dn {
+                name.push(t, v);
+            }
+            params.distinguished_name = name;
+            params.self_signed(&key).unwrap().der().to_vec()
+        };
+        // Open Banking: C, O, OU, CN as PrintableStrings, in X.509 order.
+        let ob = flat(vec![
+            (DnType::CountryName, ptr("GB")),
+            (DnType::OrganizationName, ptr("OpenBanking")),
+            (DnType::OrganizationalUnitName, ptr("0015800001041RH")),
+            (DnType::CommonName, ptr("0015800001041RHAAY")),
+        ]);
+        let ob_org_id = flat(vec![
+            (DnType::CountryName, ptr("GB")),
+            (org_id.clone(), DnValue::Utf8String("PSDGB-OB-Unknown0015800001041RH".into())),
+            (DnType::CommonName, ptr("0015800001041RHAAY")),
+        ]);
+        let escaped = flat(vec![
+            (DnType::OrganizationName, DnValue::Utf8String("Acme, Inc. + \"Partners\"".into())),
+            (DnType::CommonName, DnValue::Utf8String("x-y\\z".into())),
+        ]);
+        let utf8 = flat(vec![
+            (DnType::LocalityName, DnValue::Utf8String("Zürich".into())),
+            (DnType::CommonName, DnValue::Utf8String("東京-client".into())),
+            (email, DnValue::Ia5String("Ops@Example.com".try_into().unwrap())),
+        ]);
+        let multi = cert_with_subject(&name_der(&[&[(C, "GB")], &[(O, "Acme")], &[(CN, "a"), (OU, "b")]]));
+        let flat_same = cert_with_subject(&name_der(&[&[(C, "GB")], &[(O, "Acme")], &[(OU, "b")], &[(CN, "a")]]));
+        // rcgen keeps one value per attribute type, so two DCs need the hand-made subject.
+        let dc_oid: &[u8] = &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19];
+        let uid_oid: &[u8] = &[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01];
+        let dc = cert_with_subject(&name_der(&[&[(dc_oid, "com")], &[(dc_oid, "example")], &[(uid_oid, "jdoe")]]));
+
+        let table: &[(&[u8], &str, bool)] = &[
+            (&ob, "CN=0015800001041RHAAY,OU=0015800001041RH,O=OpenBanking,C=GB", true),
+            (&ob, "cn=0015800001041rhaay, ou=0015800001041rh, o=openbanking, c=gb", true),
+            (&ob, "2.5.4.3=0015800001041RHAAY,2.5.4.11=0015800001041RH,2.5.4.10=OpenBanking,2.5.4.6=GB", true),
+            (&ob, "C=GB,O=OpenBanking,OU=0015800001041RH,CN=0015800001041RHAAY", true),
+            (&ob, "CN=0015800001041RHAAY,OU=0015800001041RH,O=OpenBanking", false),
+            (&ob, "CN=0015800001041RHAAY+OU=0015800001041RH,O=OpenBanking,C=GB", false),
+            (&ob, "CN=0015800001041RHAAZ,OU=0015800001041RH,O=OpenBanking,C=GB", false),
+            (&ob, "OU=0015800001041RH,CN=0015800001041RHAAY,O=OpenBanking,C=GB", false),
+            (&ob_org_id, "CN=0015800001041RHAAY,organizationIdentifier=PSDGB-OB-Unknown0015800001041RH,C=GB", true),
+            (&ob_org_id, "CN=0015800001041RHAAY,2.5.4.97=psdgb-ob-unknown0015800001041rh,C=GB", true),
+            (&ob_org_id, "CN=0015800001041RHAAY,serialNumber=PSDGB-OB-Unknown0015800001041RH,C=GB", false),
+            (&escaped, r#"CN=x-y\5Cz,O=Acme\, Inc. \+ \"Partners\""#, true),
+            (&escaped, r#"CN=x\2Dy\\z,O=Acme\2C Inc. \2B \22Partners\22"#, true),
+            (&escaped, r#"CN=x-y\\z+O=Acme\, Inc. \+ \"Partners\""#, false),
+            (&escaped, r#"CN=x-y\\z,O=Acme,O=Inc."#, false),
+            (&utf8, "E=ops@example.com,CN=東京-client,L=Zürich", true),
+            (&utf8, r"emailAddress=ops@example.com,CN=\E6\9D\B1\E4\BA\AC-client,L=Z\C3\BCrich", true),
+            (&utf8, "E=ops@example.com,CN=東京-client,L=Zurich", false),
+            (&multi, "CN=a+OU=b,O=Acme,C=GB", true),
+            (&multi, "OU=b+CN=a,O=Acme,C=GB", true),
+            (&multi, "CN=a,OU=b,O=Acme,C=GB", false),
+            (&multi, "OU=b,CN=a,O=Acme,C=GB", false),
+            (&flat_same, "CN=a,OU=b,O=Acme,C=GB", true),
+            (&flat_same, "CN=a+OU=b,O=Acme,C=GB", false),
+            (&dc, "UID=jdoe,DC=Example,DC=COM", true),
+            (&dc, "UID=jdoe,DC=com,DC=example", false),
+            (&ob, "CN=#1312303031353830303030313034315248414159,OU=0015800001041RH,O=OpenBanking,C=GB", false),
+            (&ob, "garbage", false),
+        ];
+        for (cert, registered, want) in table {
+            let (_, cert) = X509Certificate::from_der(cert).unwrap();
+            assert_eq!(subject_dn_matches(cert.subject(), registered), *want, "{registered}");
+        }
     }
 
     #[test]
