@@ -150,7 +150,7 @@ fn ava_from_x509(attr: &AttributeTypeAndValue<'_>) -> Result<Ava, DnError> {
 }
 
 fn decode_utf16be(b: &[u8]) -> Result<String, DnError> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(DnError::UnsupportedString);
     }
     let units = b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
@@ -158,7 +158,7 @@ fn decode_utf16be(b: &[u8]) -> Result<String, DnError> {
 }
 
 fn decode_utf32be(b: &[u8]) -> Result<String, DnError> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(DnError::UnsupportedString);
     }
     b.chunks_exact(4)
