@@ -654,3 +654,26 @@ async fn demo_callback_escapes_what_it_shows() {
     assert!(body.contains("&lt;script&gt;"));
     assert!(!body.contains("<script>"));
 }
+
+/// Issue 10: changing a user's password (CLI `users passwd`, admin API, both through
+/// `service::set_password`) ends the user's sessions, so a session cookie from before the
+/// change no longer skips the login.
+#[tokio::test]
+async fn password_change_ends_sessions() {
+    let ts = TestServer::start().await;
+    add_bob(&ts).await;
+    let app = App::register(&ts, "fapi2-security").await;
+    let first = app.request_uri(&ts).await;
+    let (mut b, _consent) = to_consent(&ts, &app, &first).await;
+    // Before the change the session skips the login: the next request goes to consent.
+    let second = app.request_uri(&ts).await;
+    let page = b.get(&app.authorize_url(&ts, &second)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("value=\"approve\"") && !page.body.contains("name=\"password\""), "{}", page.body);
+
+    strongroom_server::service::set_password(&ts.server.state.store, "bob", "a new password 456").await.unwrap();
+    let third = app.request_uri(&ts).await;
+    let page = b.get(&app.authorize_url(&ts, &third)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("name=\"password\""), "the old session must not skip the login: {}", page.body);
+}

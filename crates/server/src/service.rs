@@ -164,7 +164,8 @@ pub async fn add_user(
     }
 }
 
-/// Changes a user's password.
+/// Changes a user's password and ends the user's browser sessions, so a session signed in
+/// with the old password (perhaps by whoever learnt it) no longer skips the login.
 pub async fn set_password(store: &SharedStore, username: &str, password: &str) -> Result<(), ServiceError> {
     if password.len() < 8 {
         return Err(ServiceError::Invalid("password: at least 8 characters".into()));
@@ -175,10 +176,11 @@ pub async fn set_password(store: &SharedStore, username: &str, password: &str) -
         .ok_or_else(|| ServiceError::NotFound(format!("user {username}")))?;
     user.password_hash = hash_password(password)?;
     store.update_user(&user).await?;
+    store.delete_subject_sessions(&user.subject).await?;
     Ok(())
 }
 
-/// Removes a user and revokes their tokens.
+/// Removes a user, revokes their tokens and ends their sessions.
 pub async fn remove_user(store: &SharedStore, username: &str) -> Result<(), ServiceError> {
     let user = store
         .get_user_by_username(username)
@@ -186,6 +188,7 @@ pub async fn remove_user(store: &SharedStore, username: &str) -> Result<(), Serv
         .ok_or_else(|| ServiceError::NotFound(format!("user {username}")))?;
     store.delete_user(username).await?;
     store.revoke_subject_tokens(&user.subject).await?;
+    store.delete_subject_sessions(&user.subject).await?;
     Ok(())
 }
 

@@ -296,6 +296,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_session(&self, id: &str, now: Timestamp) -> StoreResult<Option<SessionRecord>>;
     /// Ends a session.
     async fn delete_session(&self, id: &str) -> StoreResult<()>;
+    /// Ends every session of a subject (e.g. after a password change); returns how many.
+    async fn delete_subject_sessions(&self, subject: &str) -> StoreResult<u64>;
 
     /// Inserts or replaces remembered consent.
     async fn put_consent(&self, consent: &ConsentRecord) -> StoreResult<()>;

@@ -128,6 +128,7 @@ static SQL: Statements = Statements {
     get_session: "SELECT id, subject, auth_time, expires_at, data::text AS data FROM sessions
                   WHERE id = $1 AND expires_at > $2",
     delete_session: "DELETE FROM sessions WHERE id = $1",
+    delete_subject_sessions: "DELETE FROM sessions WHERE subject = $1",
     put_consent: "INSERT INTO consents (subject, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
                   ON CONFLICT (subject, client_id) DO UPDATE SET
                      scope = excluded.scope,

@@ -107,6 +107,8 @@ pub struct Statements {
     pub get_session: &'static str,
     /// `id`.
     pub delete_session: &'static str,
+    /// `subject`.
+    pub delete_subject_sessions: &'static str,
     /// Upserts `subject, client_id, scope, granted_at`.
     pub put_consent: &'static str,
     /// `subject, client_id`.
@@ -534,6 +536,10 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn delete_session(&self, id: &str) -> StoreResult<()> {
         self.execute(B::SQL.delete_session, &[Param::Text(id)]).await?;
         Ok(())
+    }
+
+    async fn delete_subject_sessions(&self, subject: &str) -> StoreResult<u64> {
+        self.execute(B::SQL.delete_subject_sessions, &[Param::Text(subject)]).await
     }
 
     async fn put_consent(&self, consent: &ConsentRecord) -> StoreResult<()> {

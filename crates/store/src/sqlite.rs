@@ -107,6 +107,7 @@ static SQL: Statements = Statements {
                      data = excluded.data",
     get_session: "SELECT id, subject, auth_time, expires_at, data FROM sessions WHERE id = ? AND expires_at > ?",
     delete_session: "DELETE FROM sessions WHERE id = ?",
+    delete_subject_sessions: "DELETE FROM sessions WHERE subject = ?",
     put_consent: "INSERT INTO consents (subject, client_id, scope, granted_at) VALUES (?, ?, ?, ?)
                   ON CONFLICT (subject, client_id) DO UPDATE SET
                      scope = excluded.scope,

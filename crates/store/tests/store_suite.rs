@@ -523,6 +523,17 @@ mod checks {
         store.delete_session("sess-hash").await.expect("delete");
         assert_eq!(store.get_session("sess-hash", NOW).await.expect("get"), None);
         store.delete_session("sess-hash").await.expect("delete is idempotent");
+
+        // Ending a subject's sessions (password change) leaves other subjects' alone.
+        for (id, subject) in [("a1", "alice"), ("a2", "alice"), ("b1", "bob")] {
+            let s = SessionRecord { id: id.into(), subject: subject.into(), ..session.clone() };
+            store.put_session(&s).await.expect("put");
+        }
+        assert_eq!(store.delete_subject_sessions("alice").await.expect("delete subject"), 2);
+        assert_eq!(store.get_session("a1", NOW).await.expect("get"), None);
+        assert_eq!(store.get_session("a2", NOW).await.expect("get"), None);
+        assert!(store.get_session("b1", NOW).await.expect("get").is_some());
+        assert_eq!(store.delete_subject_sessions("alice").await.expect("again"), 0);
     }
 
     pub async fn consent(store: SharedStore) {
