@@ -253,3 +253,89 @@ async fn refresh_keeps_binding_and_revocation_ends_the_grant() {
         post_form(&ts.client(), &token_url, &form, Some(&dpop_proof(&new_key, "POST", &token_url, None, None))).await;
     assert_error(&r, 400, "invalid_grant");
 }
+
+/// A user with claims of every kind, for the `claims` parameter tests.
+async fn add_erin(ts: &TestServer) {
+    strongroom_server::service::add_user(
+        &ts.server.state.store,
+        "erin",
+        "password-456",
+        json!({"name": "Erin", "email": "erin@example.com", "phone_number": "+44 20 7946 0000"}),
+        now(),
+    )
+    .await
+    .unwrap();
+}
+
+/// OIDC-5.5, OIDC-5.5.1.1 (issue 10 point 7): claims asked for individually with the `claims`
+/// parameter go where they were asked for — `email` into the ID token, `phone_number` to
+/// UserInfo — beside those of the scopes (none here but `openid`); an essential `acr` that
+/// the server asserts is met; discovery says the parameter is supported.
+#[tokio::test]
+async fn claims_parameter_releases_claims_where_asked() {
+    let ts = TestServer::start().await;
+    add_erin(&ts).await;
+    let claims = json!({
+        "id_token": {"email": null, "acr": {"essential": true, "values": ["urn:other", "urn:strongroom:acr:password"]}},
+        "userinfo": {"phone_number": {"essential": true}, "sub": null}
+    })
+    .to_string();
+    let f =
+        fapi2_code_flow(&ts, "erin", "password-456", "openid accounts", &[("nonce", "n1"), ("claims", &claims)]).await;
+    let id = jwt_claims(f.body["id_token"].as_str().expect("id token"));
+    assert_eq!(id["email"], "erin@example.com");
+    assert_eq!(id["acr"], "urn:strongroom:acr:password");
+    assert!(id.get("phone_number").is_none() && id.get("name").is_none(), "{id}");
+    let at = f.body["access_token"].as_str().unwrap();
+    let url = ts.url("/userinfo");
+    let r =
+        get_with(&ts.client(), &url, &format!("DPoP {at}"), Some(&dpop_proof(&f.dkey, "GET", &url, Some(at), None)))
+            .await;
+    assert_eq!(r.status(), 200);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["phone_number"], "+44 20 7946 0000");
+    assert_eq!(info["sub"], id["sub"]);
+    assert!(info.get("email").is_none() && info.get("name").is_none(), "{info}");
+    let discovery: Value =
+        ts.client().get(ts.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(discovery["claims_parameter_supported"], true);
+}
+
+/// OIDC-5.5.1.1, OIDC-5.5: an essential `acr` the server cannot assert fails the request
+/// (`access_denied`) before anyone signs in, and a malformed `claims` is `invalid_request`.
+#[tokio::test]
+async fn claims_parameter_refuses_unmet_acr_and_malformed_values() {
+    let ts = TestServer::start().await;
+    let key = client_key(JwsAlg::ES256);
+    let redirect = ts.url("/demo/callback");
+    let id = ts
+        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt",
+                         "jwks": jwks_of(&key), "redirect_uris": [redirect]}))
+        .await;
+    let (_, challenge) = pkce_pair();
+    let dkey = client_key(JwsAlg::ES256);
+    for (claims, code) in [
+        (
+            json!({"id_token": {"acr": {"essential": true, "values": ["urn:mace:incommon:iap:silver"]}}}).to_string(),
+            "access_denied",
+        ),
+        ("{\"id_token\": [1]}".to_string(), "invalid_request"),
+        ("not json".to_string(), "invalid_request"),
+    ] {
+        let form = with(
+            assertion_form(&id, &assertion(&key, &assertion_claims(&id, &ts.issuer))),
+            &[
+                ("response_type", "code"),
+                ("redirect_uri", &redirect),
+                ("scope", "openid accounts"),
+                ("nonce", "n"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("claims", &claims),
+            ],
+        );
+        let proof = dpop_proof(&dkey, "POST", &ts.url("/par"), None, None);
+        let r = post_form(&ts.client(), &ts.url("/par"), &form, Some(&proof)).await;
+        assert_error(&r, 400, code);
+    }
+}

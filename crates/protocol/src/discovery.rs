@@ -117,7 +117,7 @@ pub fn metadata(ep: &Endpoints, profiles: &[Profile], server_algs: &[JwsAlg]) ->
         "authorization_response_iss_parameter_supported": true,
         "tls_client_certificate_bound_access_tokens": true,
         "require_pushed_authorization_requests": par_required,
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "request_parameter_supported": true,
         "request_object_signing_alg_values_supported": algs,
         "request_object_encryption_alg_values_supported": ["RSA-OAEP-256", "ECDH-ES"],
@@ -126,7 +126,7 @@ pub fn metadata(ep: &Endpoints, profiles: &[Profile], server_algs: &[JwsAlg]) ->
         "request_uri_parameter_supported": true,
         "require_request_uri_registration": true,
         "claims_supported": ["sub", "iss", "auth_time", "acr", "name", "given_name", "family_name", "email", "email_verified"],
-        "acr_values_supported": ["urn:strongroom:acr:password"],
+        "acr_values_supported": [crate::claims_request::PASSWORD_ACR],
         "prompt_values_supported": ["none", "login", "consent"],
     });
     doc["id_token_encryption_alg_values_supported"] = json!(crate::client::JWE_ALGS);

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod authz;
+pub mod claims_request;
 pub mod client;
 pub mod client_auth;
 pub mod discovery;

@@ -29,6 +29,9 @@ pub struct Grant<'a> {
     pub auth_time: Option<i64>,
     /// `acr`.
     pub acr: Option<&'a str>,
+    /// Names of the claims the `claims` parameter asked for at UserInfo (OIDC-5.5), a JSON
+    /// array kept with every token of the grant.
+    pub userinfo_claims: Option<&'a serde_json::Value>,
 }
 
 /// Signs a JWT with the active key of `alg`.
@@ -61,7 +64,10 @@ pub async fn access_token(state: &AppState, g: &Grant<'_>, binding: &Binding, no
         acr: g.acr,
     });
     let token = sign(state, ACCESS_TOKEN_ALG, Some(ACCESS_TOKEN_TYP), &claims)?;
-    let data = json!({"scope": g.scope, "cnf": binding.cnf(), "token_type": binding.token_type(), "aud": state.endpoints.issuer});
+    let mut data = json!({"scope": g.scope, "cnf": binding.cnf(), "token_type": binding.token_type(), "aud": state.endpoints.issuer});
+    if let Some(names) = g.userinfo_claims {
+        data["userinfo_claims"] = names.clone();
+    }
     record(state, g, jti, TokenKind::Access, now, ttl, data).await?;
     Ok((token, ttl))
 }
@@ -71,7 +77,10 @@ pub async fn access_token(state: &AppState, g: &Grant<'_>, binding: &Binding, no
 pub async fn refresh_token(state: &AppState, g: &Grant<'_>, binding: &Binding, now: i64) -> HttpResult<String> {
     let value = random_token();
     let ttl = i64::try_from(state.config.tokens.refresh_token_ttl).unwrap_or(86_400);
-    let data = json!({"scope": g.scope, "cnf": binding.cnf(), "auth_time": g.auth_time, "acr": g.acr});
+    let mut data = json!({"scope": g.scope, "cnf": binding.cnf(), "auth_time": g.auth_time, "acr": g.acr});
+    if let Some(names) = g.userinfo_claims {
+        data["userinfo_claims"] = names.clone();
+    }
     record(state, g, sha256_b64url(value.as_bytes()), TokenKind::Refresh, now, ttl, data).await?;
     Ok(value)
 }

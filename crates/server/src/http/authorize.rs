@@ -42,8 +42,7 @@ use subtle::ConstantTimeEq;
 pub const SESSION_COOKIE: &str = "sr_session";
 /// The CSRF double-submit cookie.
 pub const CSRF_COOKIE: &str = "sr_csrf";
-/// `acr` of a password login.
-pub const PASSWORD_ACR: &str = "urn:strongroom:acr:password";
+pub use strongroom_protocol::claims_request::PASSWORD_ACR;
 /// Failed logins for one username after which further attempts are refused.
 pub const MAX_LOGIN_FAILURES: u32 = 5;
 /// The window in which failures are counted, and for which a throttled username stays

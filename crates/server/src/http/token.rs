@@ -11,6 +11,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 use strongroom_protocol::authz::AuthorizationRequest;
+use strongroom_protocol::claims_request::individually_requested;
 use strongroom_protocol::client::GrantType;
 use strongroom_protocol::discovery::paths;
 use strongroom_protocol::jose::sha256_b64url;
@@ -113,6 +114,7 @@ async fn client_credentials(
         scope: &scope,
         auth_time: None,
         acr: None,
+        userinfo_claims: None,
     };
     let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
     crate::telemetry::token_issued(GrantType::ClientCredentials, &auth.client, &binding);
@@ -157,6 +159,10 @@ async fn authorization_code(
         return Err(OAuthError::invalid_dpop_proof("the DPoP key does not match the one the code is bound to").into());
     }
     let binding = choose_binding(&auth.client, dpop_jkt, auth.cert_thumbprint.as_deref())?;
+    let claims_request = data.request.claims.as_ref();
+    let userinfo_claims = claims_request
+        .filter(|c| !c.userinfo.is_empty())
+        .map(|c| Value::from(c.userinfo.keys().cloned().collect::<Vec<_>>()));
     let g = Grant {
         grant_id: &record.grant_id,
         client_id: &auth.client.client_id,
@@ -164,6 +170,7 @@ async fn authorization_code(
         scope: &data.scope,
         auth_time: Some(data.auth_time),
         acr: data.acr.as_deref(),
+        userinfo_claims: userinfo_claims.as_ref(),
     };
     let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
     crate::telemetry::token_issued(GrantType::AuthorizationCode, &auth.client, &binding);
@@ -175,7 +182,10 @@ async fn authorization_code(
     if data.scope.split(' ').any(|s| s == "openid") {
         let user = state.store.get_user_by_subject(&data.subject).await?;
         let user_claims = user.and_then(|u| u.claims.as_object().cloned()).unwrap_or_default();
-        let released = claims_for_scope(&data.scope, &user_claims);
+        let mut released = claims_for_scope(&data.scope, &user_claims);
+        if let Some(c) = claims_request {
+            released.extend(individually_requested(c.id_token.keys(), &user_claims));
+        }
         let id = issue::id_token(
             state,
             &IdTokenInput {
@@ -231,6 +241,7 @@ async fn refresh(
         scope: &scope,
         auth_time: record.data.get("auth_time").and_then(Value::as_i64),
         acr: acr.as_deref(),
+        userinfo_claims: record.data.get("userinfo_claims"),
     };
     let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
     crate::telemetry::token_issued(GrantType::RefreshToken, &auth.client, &binding);

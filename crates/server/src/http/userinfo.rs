@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use strongroom_guard::{Guard, GuardConfig, KeySource, PeerCertificate, TokenState, VerifiedToken, require_scope};
 use strongroom_protocol::OAuthError;
+use strongroom_protocol::claims_request::individually_requested;
 use strongroom_protocol::discovery::paths;
 use strongroom_protocol::tokens::claims_for_scope;
 use strongroom_store::TokenKind;
@@ -106,8 +107,24 @@ pub async fn userinfo(State(state): State<AppRef>, Extension(token): Extension<V
     let claims = user.claims.as_object().cloned().unwrap_or_default();
     let scope = token.scopes.join(" ");
     let mut out = claims_for_scope(&scope, &claims);
+    // OIDC-5.5: claims the authorization request asked for individually, kept with the grant.
+    match userinfo_claims_of(&state, &token).await {
+        Ok(requested) => out.extend(individually_requested(&requested, &claims)),
+        Err(e) => return super::ErrorResponse::from(e).into_response(),
+    }
     out.insert("sub".into(), Value::String(token.subject.clone()));
     super::no_store_json(axum::http::StatusCode::OK, Value::Object(out))
+}
+
+/// The names of the claims the token's grant asked for at UserInfo, from its token record.
+async fn userinfo_claims_of(
+    state: &AppRef,
+    token: &VerifiedToken,
+) -> Result<Vec<String>, strongroom_store::StoreError> {
+    let Some(jti) = token.claims.get("jti").and_then(Value::as_str) else { return Ok(Vec::new()) };
+    let record = state.store.get_token(jti).await?;
+    let names = record.as_ref().and_then(|r| r.data.get("userinfo_claims")).and_then(Value::as_array);
+    Ok(names.into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect())
 }
 
 /// `GET /demo/accounts`: what a bank API behind the guard looks like; needs `accounts`.
