@@ -101,6 +101,54 @@ pub fn check_refresh_binding(original: &Binding, new: &Binding) -> OAuthResult<(
     }
 }
 
+/// What the store says about a presented refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshTokenState<'a> {
+    /// The client it was issued to.
+    pub client_id: &'a str,
+    /// Expiry.
+    pub expires_at: i64,
+    /// Revoked, by rotation or otherwise.
+    pub revoked: bool,
+    /// When it was rotated (replaced by a successor), if it was.
+    pub rotated_at: Option<i64>,
+}
+
+/// Why a refresh token is refused, and whether its whole grant must end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshRefusal {
+    /// The error for the client (always `invalid_grant`).
+    pub error: OAuthError,
+    /// True when the grant is to be revoked: an already-rotated token came back.
+    pub revoke_grant: bool,
+}
+
+/// R6749-6, RFC 9700 §4.14.2: a refresh token is usable only by the client it was issued
+/// to, before its expiry, while not revoked. A token that was rotated and is presented
+/// again means two parties hold it: the grant ends (all its refresh and access tokens).
+/// `reuse_leeway` seconds after a rotation the old token is refused without ending the
+/// grant, so a client's own concurrent refreshes do not lock it out (0 = strict).
+pub fn check_refresh_token(
+    token: &RefreshTokenState<'_>,
+    client_id: &str,
+    now: i64,
+    reuse_leeway: i64,
+) -> Result<(), RefreshRefusal> {
+    let refuse = |revoke_grant| {
+        Err(RefreshRefusal { error: OAuthError::invalid_grant("the refresh token is not valid"), revoke_grant })
+    };
+    if token.client_id != client_id {
+        return refuse(false);
+    }
+    if let Some(rotated_at) = token.rotated_at {
+        return refuse(now.saturating_sub(rotated_at) >= reuse_leeway);
+    }
+    if token.revoked || token.expires_at <= now {
+        return refuse(false);
+    }
+    Ok(())
+}
+
 /// Everything an access token says.
 #[derive(Debug, Clone)]
 pub struct AccessTokenInput<'a> {
@@ -325,6 +373,30 @@ mod tests {
         let d = Binding::Dpop { jkt: "a".into() };
         assert!(check_refresh_binding(&d, &Binding::Dpop { jkt: "c".into() }).is_ok());
         assert!(check_refresh_binding(&d, &Binding::Bearer).is_err());
+    }
+
+    fn rt(revoked: bool, rotated_at: Option<i64>) -> RefreshTokenState<'static> {
+        RefreshTokenState { client_id: "c", expires_at: 100, revoked, rotated_at }
+    }
+
+    #[test]
+    fn refresh_token_usable_by_its_client_before_expiry() {
+        assert!(check_refresh_token(&rt(false, None), "c", 50, 0).is_ok());
+        let other = check_refresh_token(&rt(false, None), "d", 50, 0).unwrap_err();
+        assert_eq!((other.error.code, other.revoke_grant), (ErrorCode::InvalidGrant, false));
+        assert!(!check_refresh_token(&rt(false, None), "c", 100, 0).unwrap_err().revoke_grant);
+        assert!(!check_refresh_token(&rt(true, None), "c", 50, 0).unwrap_err().revoke_grant);
+    }
+
+    #[test]
+    fn rotated_refresh_token_reuse_ends_the_grant() {
+        let reuse = check_refresh_token(&rt(true, Some(40)), "c", 40, 0).unwrap_err();
+        assert_eq!((reuse.error.code, reuse.revoke_grant), (ErrorCode::InvalidGrant, true));
+        // Within the leeway: refused, the grant stays; after it: the grant ends.
+        assert!(!check_refresh_token(&rt(true, Some(40)), "c", 44, 5).unwrap_err().revoke_grant);
+        assert!(check_refresh_token(&rt(true, Some(40)), "c", 45, 5).unwrap_err().revoke_grant);
+        // Another client presenting it cannot end someone else's grant.
+        assert!(!check_refresh_token(&rt(true, Some(40)), "d", 90, 0).unwrap_err().revoke_grant);
     }
 
     #[test]

@@ -146,6 +146,10 @@ pub struct TokensConfig {
     pub par_ttl: u64,
     /// Browser login session lifetime.
     pub session_ttl: u64,
+    /// Seconds after a refresh token's rotation during which presenting it again is
+    /// refused without revoking the grant (a client's own concurrent refreshes); after
+    /// that a reuse revokes the whole grant (RFC 9700 §4.14.2). 0 = strict.
+    pub refresh_reuse_leeway: u64,
 }
 
 /// `[dpop]`: DPoP settings.
@@ -321,6 +325,7 @@ impl Default for TokensConfig {
             code_ttl: 60,
             par_ttl: 90,
             session_ttl: 3600,
+            refresh_reuse_leeway: 0,
         }
     }
 }
@@ -600,6 +605,9 @@ impl Config {
             if value == 0 {
                 p.add(key, "must be at least 1 second");
             }
+        }
+        if t.refresh_reuse_leeway > 60 {
+            p.add("tokens.refresh_reuse_leeway", "must be at most 60 seconds (RFC 9700 §4.14.2 reuse detection)");
         }
         if !(1..=60).contains(&t.code_ttl) {
             p.add("tokens.code_ttl", format!("must be between 1 and 60 seconds (F2SP-5.3.2.1-11), got {}", t.code_ttl));

@@ -283,6 +283,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
     /// Revokes one token; true when it existed and was not yet revoked.
     async fn revoke_token(&self, id: &str) -> StoreResult<bool>;
+    /// Rotates a refresh token away: revokes it and records `rotated_at = now` in its data,
+    /// only if it is an unrevoked refresh token. True when this call did it. Atomic: of
+    /// concurrent calls with the same id exactly one gets true (RFC 9700 §4.14.2).
+    async fn rotate_refresh_token(&self, id: &str, now: Timestamp) -> StoreResult<bool>;
     /// Revokes every token of a grant; returns how many were newly revoked.
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<u64>;
     /// Revokes every token issued to a client; returns how many.

@@ -116,6 +116,9 @@ static SQL: Statements = Statements {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
     get_token: concat!("SELECT ", columns!(token), " FROM tokens WHERE id = $1"),
     revoke_token: "UPDATE tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked",
+    rotate_refresh_token:
+        "UPDATE tokens SET revoked = TRUE, data = jsonb_set(data, '{rotated_at}', to_jsonb($1::bigint))
+                           WHERE id = $2 AND kind = 'refresh' AND NOT revoked",
     revoke_grant: "UPDATE tokens SET revoked = TRUE WHERE grant_id = $1 AND NOT revoked",
     revoke_client_tokens: "UPDATE tokens SET revoked = TRUE WHERE client_id = $1 AND NOT revoked",
     revoke_subject_tokens: "UPDATE tokens SET revoked = TRUE WHERE subject = $1 AND NOT revoked",

@@ -95,6 +95,9 @@ pub struct Statements {
     pub get_token: &'static str,
     /// Revokes unrevoked tokens by `id`.
     pub revoke_token: &'static str,
+    /// `now, id`: marks an unrevoked refresh token revoked with `rotated_at = now` in its
+    /// data (one conditional statement; 1 row = this caller rotated it).
+    pub rotate_refresh_token: &'static str,
     /// … by `grant_id`.
     pub revoke_grant: &'static str,
     /// … by `client_id`.
@@ -503,6 +506,11 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn revoke_token(&self, id: &str) -> StoreResult<bool> {
         Ok(self.execute(B::SQL.revoke_token, &[Param::Text(id)]).await? > 0)
+    }
+
+    async fn rotate_refresh_token(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        // One conditional statement: of concurrent rotations exactly one sees a row change.
+        Ok(self.execute(B::SQL.rotate_refresh_token, &[Param::Int(now), Param::Text(id)]).await? == 1)
     }
 
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<u64> {

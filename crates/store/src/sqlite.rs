@@ -96,6 +96,8 @@ static SQL: Statements = Statements {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     get_token: concat!("SELECT ", columns!(token), " FROM tokens WHERE id = ?"),
     revoke_token: "UPDATE tokens SET revoked = 1 WHERE id = ? AND revoked = 0",
+    rotate_refresh_token: "UPDATE tokens SET revoked = 1, data = json_set(data, '$.rotated_at', ?)
+                           WHERE id = ? AND kind = 'refresh' AND revoked = 0",
     revoke_grant: "UPDATE tokens SET revoked = 1 WHERE grant_id = ? AND revoked = 0",
     revoke_client_tokens: "UPDATE tokens SET revoked = 1 WHERE client_id = ? AND revoked = 0",
     revoke_subject_tokens: "UPDATE tokens SET revoked = 1 WHERE subject = ? AND revoked = 0",

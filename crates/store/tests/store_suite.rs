@@ -130,6 +130,7 @@ suite!(
     concurrent_consume_pushed_request,
     tokens_put_get,
     token_revocation,
+    concurrent_rotate_refresh_token,
     sessions,
     consent,
     keys,
@@ -451,6 +452,38 @@ mod checks {
         revoked.revoked = true;
         store.put_token(&revoked).await.expect("put revoked");
         assert!(store.get_token("at-2").await.expect("get").expect("at-2").revoked);
+    }
+
+    /// RFC 9700 §4.14.2: of many concurrent rotations of one refresh token exactly one
+    /// succeeds; the token then reads back revoked with its rotation time. Access tokens
+    /// and revoked tokens are never rotated.
+    pub async fn concurrent_rotate_refresh_token(store: SharedStore) {
+        const RACERS: usize = 12;
+        for round in 0..3 {
+            let id = format!("rt-race-{round}");
+            store.put_token(&token(&id, TokenKind::Refresh, "g", "c1", "alice")).await.expect("put");
+            let barrier = Arc::new(Barrier::new(RACERS));
+            let mut tasks = Vec::new();
+            for _ in 0..RACERS {
+                let (store, barrier, id) = (store.clone(), barrier.clone(), id.clone());
+                tasks.push(tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.rotate_refresh_token(&id, NOW + 1).await.expect("rotate")
+                }));
+            }
+            let mut won = 0;
+            for task in tasks {
+                won += usize::from(task.await.expect("task"));
+            }
+            assert_eq!(won, 1, "round {round}: exactly one rotation may succeed");
+            let after = store.get_token(&id).await.expect("get").expect("exists");
+            assert!(after.revoked);
+            assert_eq!(after.data["rotated_at"], json!(NOW + 1));
+            assert_eq!(after.data["scope"], json!("openid accounts"), "the rest of the data stays");
+        }
+        store.put_token(&token("at-norot", TokenKind::Access, "g", "c1", "alice")).await.expect("put");
+        assert!(!store.rotate_refresh_token("at-norot", NOW).await.expect("rotate access"));
+        assert!(!store.rotate_refresh_token("unknown", NOW).await.expect("rotate unknown"));
     }
 
     pub async fn token_revocation(store: SharedStore) {

@@ -17,7 +17,8 @@ use strongroom_protocol::discovery::paths;
 use strongroom_protocol::jose::sha256_b64url;
 use strongroom_protocol::random::random_token;
 use strongroom_protocol::tokens::{
-    Binding, IdTokenInput, check_refresh_binding, choose_binding, claims_for_scope, narrow_scope,
+    Binding, IdTokenInput, RefreshTokenState, check_refresh_binding, check_refresh_token, choose_binding,
+    claims_for_scope, narrow_scope,
 };
 use strongroom_protocol::{ErrorCode, OAuthError, pkce};
 use strongroom_store::{Consumed, TokenKind};
@@ -225,8 +226,19 @@ async fn refresh(
     let id = sha256_b64url(value.as_bytes());
     let record = state.store.get_token(&id).await?.filter(|t| t.kind == TokenKind::Refresh);
     let Some(record) = record else { return Err(OAuthError::invalid_grant("the refresh token is not valid").into()) };
-    if record.revoked || record.expires_at <= now || record.client_id != auth.client.client_id {
-        return Err(OAuthError::invalid_grant("the refresh token is not valid").into());
+    let presented = RefreshTokenState {
+        client_id: &record.client_id,
+        expires_at: record.expires_at,
+        revoked: record.revoked,
+        rotated_at: record.data.get("rotated_at").and_then(Value::as_i64),
+    };
+    let leeway = i64::try_from(state.config.tokens.refresh_reuse_leeway).unwrap_or(0);
+    if let Err(refusal) = check_refresh_token(&presented, &auth.client.client_id, now, leeway) {
+        if refusal.revoke_grant {
+            let n = state.store.revoke_grant(&record.grant_id).await?;
+            tracing::warn!(client_id = %record.client_id, revoked = n, "rotated refresh token reused; grant revoked");
+        }
+        return Err(refusal.error.into());
     }
     let original = Binding::from_cnf(record.data.get("cnf"));
     let binding = choose_binding(&auth.client, dpop_jkt, auth.cert_thumbprint.as_deref())?;
@@ -243,12 +255,17 @@ async fn refresh(
         acr: acr.as_deref(),
         userinfo_claims: record.data.get("userinfo_claims"),
     };
+    // F2SP-5.3.2.1-9: FAPI clients keep their refresh token; plain OAuth rotates it. The
+    // old one is consumed by one conditional statement before anything is issued, so
+    // concurrent refreshes cannot fork the grant (RFC 9700 §4.14.2).
+    let rotate = auth.client.policy().rotate_refresh_tokens;
+    if rotate && !state.store.rotate_refresh_token(&id, now).await? {
+        return Err(OAuthError::invalid_grant("the refresh token is not valid").into());
+    }
     let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
     crate::telemetry::token_issued(GrantType::RefreshToken, &auth.client, &binding);
     let mut resp = token_response(&at, &binding, ttl, &scope);
-    // F2SP-5.3.2.1-9: FAPI clients keep their refresh token; plain OAuth rotates it.
-    if auth.client.policy().rotate_refresh_tokens {
-        state.store.revoke_token(&id).await?;
+    if rotate {
         let g_full = Grant { scope: granted, ..g };
         let rt = issue::refresh_token(state, &g_full, &original, now).await?;
         resp.insert("refresh_token".into(), rt.into());
