@@ -103,10 +103,11 @@ async fn unknown_token_is_inactive() {
     }
 }
 
-/// F2MS-sec-introspect: an ordinary client (not a resource server) introspecting another
-/// client's token gets `{"active": false}`; its own token it may see.
+/// R7662-4, F2MS-sec-introspect: an ordinary client (not a resource server) learns
+/// nothing: 200 with exactly `{"active": false}` for another client's token and for its
+/// own active token alike, while a resource server sees both active.
 #[tokio::test]
-async fn ordinary_client_sees_only_its_own_tokens() {
+async fn ordinary_client_learns_nothing() {
     let ts = TestServer::start().await;
     let (victim_token, _, _, _) = dpop_token(&ts).await;
     let (own_token, snoop, cert, key) = mtls_token(&ts, "snoop").await;
@@ -118,7 +119,10 @@ async fn ordinary_client_sees_only_its_own_tokens() {
     assert_eq!(r.body, json!({"active": false}));
     let r = post_form(&http, &url, &with(vec![], &[("client_id", snoop.as_str()), ("token", &own_token)]), None).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["active"], true);
+    assert_eq!(r.body, json!({"active": false}));
+    let rs = ResourceServer::register(&ts, "rs-9").await;
+    assert_eq!(rs.introspect(&ts, &victim_token).await.body["active"], true);
+    assert_eq!(rs.introspect(&ts, &own_token).await.body["active"], true);
 }
 
 /// Verifies a JWT with the server's published JWKS (an independent verifier:

@@ -176,8 +176,11 @@ async fn tokens_from_one_node_introspect_at_the_other() {
     )
     .await;
     kit::assert_token(&issued);
+    // R7662-4: only a resource server learns anything at introspection.
+    let rs_key = client_key(JwsAlg::ES256);
+    let rs = kit::register_pkjwt(&a, &rs_key, "fapi2-security", json!({"introspection_allowed": true})).await;
     let form = kit::with(
-        assertion_form(&id, &assertion(&key, &assertion_claims(&id, &a.issuer))),
+        assertion_form(&rs, &assertion(&rs_key, &assertion_claims(&rs, &a.issuer))),
         &[("token", &issued.access_token())],
     );
     let r = kit::post_form(&b.client(), &on_b(&b, "/introspect"), &form, None).await;

@@ -70,7 +70,7 @@ async fn key_rotation_publishes_before_use_and_keeps_the_retired_key() {
             assert!(n.len() * 8 >= 2048);
         }
     }
-    let (at, _, id, key) = dpop_token(&ts).await;
+    let (at, ..) = dpop_token(&ts).await;
     let old_kid = jwt_header(&at)["kid"].as_str().unwrap().to_string();
     let activated = ts.server.state.keys.rotate(now()).await.unwrap();
     let after = jwks().await;
@@ -88,7 +88,10 @@ async fn key_rotation_publishes_before_use_and_keeps_the_retired_key() {
     }
     let (new_at, ..) = dpop_token(&ts).await;
     assert_ne!(jwt_header(&new_at)["kid"], json!(old_kid));
-    let form = with(pkjwt_form(&ts, &id, &key), &[("token", &at)]);
+    // R7662-4: only a resource server learns anything at introspection.
+    let rs_key = client_key(strongroom_protocol::jose::JwsAlg::ES256);
+    let rs = register_pkjwt(&ts, &rs_key, "fapi2-security", json!({"introspection_allowed": true})).await;
+    let form = with(pkjwt_form(&ts, &rs, &rs_key), &[("token", &at)]);
     let r = post_form(&ts.client(), &ts.url("/introspect"), &form, None).await;
     assert_eq!(r.body["active"], true, "a token signed before the rotation still verifies");
 }

@@ -9,8 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use strongroom_protocol::OAuthError;
-use strongroom_protocol::jose::{JwsAlg, ParsedJws, sha256_b64url};
-use strongroom_protocol::tokens::ACCESS_TOKEN_TYP;
+use strongroom_protocol::jose::{JwsAlg, JwtKind, ParsedJws, check_explicit_type, sha256_b64url};
 use strongroom_store::{TokenKind, TokenRecord};
 
 /// Finds the record of a token the server issued: an access token by the `jti` of a JWT
@@ -21,7 +20,7 @@ pub async fn find_token(state: &AppState, token: &str) -> HttpResult<Option<Toke
     }
     if token.matches('.').count() == 2 {
         let Ok(jws) = ParsedJws::parse(token, state.config.limits.max_jwt_bytes) else { return Ok(None) };
-        if jws.header_str("typ") != Some(ACCESS_TOKEN_TYP)
+        if check_explicit_type(jws.header_str("typ"), JwtKind::AccessToken).is_err()
             || jws.verify_with_set(&state.keys.public_set(), 2048, 224).is_err()
         {
             return Ok(None);
@@ -58,25 +57,20 @@ fn introspection_of(state: &AppState, t: &TokenRecord) -> Value {
     v
 }
 
-/// `POST /introspect`. Only authenticated clients may call it (R7662-2.1); a resource
-/// server (`introspection_allowed`) sees any token, another client only its own
-/// (F2MS-sec-introspect). Expired, revoked, unknown or foreign tokens are
-/// `{"active": false}` (R7662-2.2).
+/// `POST /introspect`. Only authenticated clients may call it (R7662-2.1), and only a
+/// resource server (`introspection_allowed`) learns anything (R7662-4, F2MS-sec-introspect):
+/// any other client gets `{"active": false}` for every token, its own included, so the
+/// endpoint is no token oracle. Expired, revoked or unknown tokens are `{"active": false}`
+/// (R7662-2.2).
 pub async fn introspect(
     State(state): State<AppRef>,
     ClientRequest { form, auth, headers, .. }: ClientRequest,
 ) -> Result<Response, ErrorResponse> {
     let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let now = now();
-    let record = find_token(&state, token).await?;
+    let record = if auth.client.may_introspect() { find_token(&state, token).await? } else { None };
     let answer = match record {
-        Some(t)
-            if !t.revoked
-                && t.expires_at > now
-                && (auth.client.may_introspect() || t.client_id == auth.client.client_id) =>
-        {
-            introspection_of(&state, &t)
-        }
+        Some(t) if !t.revoked && t.expires_at > now => introspection_of(&state, &t),
         _ => json!({"active": false}),
     };
     let wants_jwt = headers
