@@ -62,7 +62,8 @@ async fn run_script(script: &str, env: &[(&str, String)]) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("interop output is not JSON ({e}): {stdout}"))
 }
 
-/// The two interop clients registered on a server, and the environment for cc.mjs.
+/// The two interop clients registered on a server (as resource servers too: the library
+/// introspects its own token), and the environment for cc.mjs.
 struct Setup {
     env: Vec<(&'static str, String)>,
     pk_id: String,
@@ -76,12 +77,19 @@ async fn setup(ts: &TestServer, alg: JwsAlg) -> Setup {
     let kid = format!("interop-{}", &random_token()[..8]);
     let (key, pkcs8) = LocalSigningKey::generate(kid.clone(), alg).expect("key");
     assert_eq!(key.kid(), kid);
-    let pk_id = register_pkjwt(ts, &key, "fapi2-security", json!({"grant_types": ["client_credentials"]})).await;
+    let pk_id = register_pkjwt(
+        ts,
+        &key,
+        "fapi2-security",
+        json!({"introspection_allowed": true, "grant_types": ["client_credentials"]}),
+    )
+    .await;
     let key_file = files.path().join("pkjwt-key.pem");
     std::fs::write(&key_file, strongroom_server::dev::pkcs8_pem(&pkcs8)).expect("write key");
 
     let cn = format!("interop-{}", &random_token()[..6]);
-    let mtls_id = register_tls(ts, &cn, json!({"grant_types": ["client_credentials"]})).await;
+    let mtls_id =
+        register_tls(ts, &cn, json!({"introspection_allowed": true, "grant_types": ["client_credentials"]})).await;
     let (cert_pem, cert_key) = ts.trusted_cert(&cn);
     let (cert_file, cert_key_file) = (files.path().join("client.pem"), files.path().join("client-key.pem"));
     std::fs::write(&cert_file, &cert_pem).expect("write cert");

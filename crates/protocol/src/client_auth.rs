@@ -65,7 +65,11 @@ pub struct AuthFields<'a> {
 /// (OIDC-9-claims).
 pub fn presented_credentials(f: &AuthFields<'_>) -> OAuthResult<PresentedCredentials> {
     let basic = match f.authorization {
-        Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => Some(parse_basic(&h[6..])?),
+        // `get`, not slicing: a header with a multi-byte character near the start must not
+        // panic (found by the form_and_credentials fuzz target).
+        Some(h) if h.len() > 6 && h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
+            Some(parse_basic(h.get(6..).unwrap_or_default())?)
+        }
         _ => None,
     };
     let methods =
@@ -273,6 +277,16 @@ pub fn check_client_assertion(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12 point 10, fuzz finding: a non-ASCII Authorization value is refused or ignored,
+    /// never a panic.
+    #[test]
+    fn non_ascii_authorization_header_does_not_panic() {
+        for h in ["Ba\u{fffd}\u{fffd}x", "Basic\u{e9}abc", "\u{e9}\u{e9}\u{e9}\u{e9}"] {
+            let f = AuthFields { client_id: Some("c"), authorization: Some(h), ..AuthFields::default() };
+            let _ = presented_credentials(&f);
+        }
+    }
     use crate::client::{ClientMetadata, validate_client_metadata};
     use crate::error::ErrorCode;
     use crate::jose::{JwsAlg, JwsSigner, LocalSigningKey};
