@@ -124,14 +124,25 @@ async fn automatic_rotation_happens_once_when_due() {
     assert!(!keys.rotate_if_due(now() + 3600, every).await.unwrap(), "not due yet");
     assert_eq!(es256(), before);
 
-    let later = now() + every as i64 + 1;
-    let (a, b) = tokio::join!(keys.rotate_if_due(later, every), keys.rotate_if_due(later, every));
-    let rotated = [a.unwrap(), b.unwrap()];
-    assert_eq!(rotated.iter().filter(|r| **r).count(), 1, "exactly one of two racing nodes rotates: {rotated:?}");
-    keys.reload(later).await.unwrap();
-    let after = es256();
-    assert_ne!(after, before);
-    assert!(staged.contains(&after), "the new active key was published before it was used");
-    assert!(published().contains(&before), "the retired key stays published for the overlap");
-    assert!(!keys.rotate_if_due(later + 60, every).await.unwrap(), "not again right after a rotation");
+    // Several periods, each raced by three rotations: one node reading the keys while another
+    // is half way through its rotation must not rotate again.
+    let (mut before, mut staged) = (before, staged);
+    for period in 1..=3i64 {
+        let later = now() + period * (every as i64 + 1);
+        let (a, b, c) = tokio::join!(
+            keys.rotate_if_due(later, every),
+            keys.rotate_if_due(later, every),
+            keys.rotate_if_due(later, every)
+        );
+        let rotated = [a.unwrap(), b.unwrap(), c.unwrap()];
+        assert_eq!(rotated.iter().filter(|r| **r).count(), 1, "exactly one racing node rotates: {rotated:?}");
+        keys.reload(later).await.unwrap();
+        let after = es256();
+        assert_ne!(after, before);
+        assert!(staged.contains(&after), "the new active key was published before it was used");
+        assert!(published().contains(&before), "the retired key stays published for the overlap");
+        assert!(!keys.rotate_if_due(later + 60, every).await.unwrap(), "not again right after a rotation");
+        before = after;
+        staged = published();
+    }
 }

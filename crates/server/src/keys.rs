@@ -222,8 +222,14 @@ impl KeyRing {
     /// algorithm. Returns the kids now active.
     pub async fn rotate(&self, now: i64) -> anyhow::Result<Vec<String>> {
         let keys = self.store.list_keys().await?;
+        let algs = self.algs.clone();
+        self.rotate_algs(&keys, &algs, now).await
+    }
+
+    /// Rotates the given algorithms, given the stored keys read before.
+    async fn rotate_algs(&self, keys: &[KeyRecord], algs: &[JwsAlg], now: i64) -> anyhow::Result<Vec<String>> {
         let mut activated = Vec::new();
-        for alg in &self.algs {
+        for alg in algs {
             let of_alg = |s: KeyState| keys.iter().filter(move |k| k.alg == alg.as_str() && k.state == s);
             for old in of_alg(KeyState::Active) {
                 self.store.set_key_state(&old.kid, KeyState::Retired, now).await?;
@@ -246,27 +252,39 @@ impl KeyRing {
         Ok(activated)
     }
 
-    /// Rotates when the oldest active signing key has been active for `every` seconds at
-    /// `now` (the clock is the caller's, so tests can move it). Safe with several nodes on
-    /// one store: the node that records the lease for the current set of active keys
-    /// rotates; the others return `false` and pick the new keys up at their next reload.
+    /// Rotates every algorithm whose active key has been active for `every` seconds at `now`
+    /// (the clock is the caller's, so tests can move it). Safe with several nodes on one
+    /// store: a rotation first takes a lease per due active key (the key's kid, recorded
+    /// once in the store) for all of them before it changes anything, and gives up at the
+    /// first lease another node holds. So a node that reads the keys while another is half
+    /// way through finds the remaining old keys already leased and rotates nothing; the
+    /// others pick the new keys up at their next reload.
     pub async fn rotate_if_due(&self, now: i64, every: u64) -> anyhow::Result<bool> {
         let every = i64::try_from(every).unwrap_or(i64::MAX);
         let keys = self.store.list_keys().await?;
-        let mut active: Vec<&KeyRecord> = keys
+        let mut due: Vec<(JwsAlg, &KeyRecord)> = self
+            .algs
             .iter()
-            .filter(|k| k.state == KeyState::Active && self.algs.iter().any(|a| a.as_str() == k.alg))
+            .filter_map(|alg| {
+                keys.iter()
+                    .filter(|k| k.state == KeyState::Active && k.alg == alg.as_str())
+                    .max_by_key(|k| k.state_changed_at)
+                    .filter(|k| now - k.state_changed_at >= every)
+                    .map(|k| (*alg, k))
+            })
             .collect();
-        let Some(oldest) = active.iter().map(|k| k.state_changed_at).min() else { return Ok(false) };
-        if now - oldest < every {
+        due.sort_by(|a, b| a.1.kid.cmp(&b.1.kid));
+        let mut leased = Vec::new();
+        for (alg, active) in &due {
+            if !self.store.record_jti("key-rotation", &active.kid, now.saturating_add(every)).await? {
+                break;
+            }
+            leased.push(*alg);
+        }
+        if leased.is_empty() {
             return Ok(false);
         }
-        active.sort_by(|a, b| a.kid.cmp(&b.kid));
-        let lease = active.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(",");
-        if !self.store.record_jti("key-rotation", &lease, now.saturating_add(every)).await? {
-            return Ok(false);
-        }
-        let activated = self.rotate(now).await?;
+        let activated = self.rotate_algs(&keys, &leased, now).await?;
         tracing::info!(?activated, "signing keys rotated automatically");
         Ok(true)
     }
