@@ -215,6 +215,45 @@ pub mod kit {
     };
     use strongroom_protocol::jose::b64url;
 
+    /// A small HTTPS server on 127.0.0.1 serving fixed bodies, with the given certificate.
+    pub async fn host(
+        cert_pem: &str,
+        key_pem: &str,
+        files: Vec<(&'static str, String)>,
+    ) -> (u16, tokio::sync::oneshot::Sender<()>) {
+        use rustls::pki_types::pem::PemObject;
+        let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let config = strongroom_server::tls::server_config(chain, key, false).unwrap();
+        let mut app = axum::Router::new();
+        for (path, body) in files {
+            app = app.route(path, axum::routing::get(move || async move { body }));
+        }
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(strongroom_server::tls::serve(
+            listener,
+            config,
+            app,
+            strongroom_server::tls::ServeOptions::default(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        (port, tx)
+    }
+
+    /// The test PKI's server certificate and key, which the server's outbound fetcher trusts.
+    pub fn trusted_server_cert(ts: &TestServer) -> (String, String) {
+        (
+            std::fs::read_to_string(ts.pki.server_cert_path()).unwrap(),
+            std::fs::read_to_string(ts.pki.server_key_path()).unwrap(),
+        )
+    }
+
     /// A response, read completely.
     #[derive(Debug)]
     pub struct Reply {

@@ -2,43 +2,10 @@
 //! over validated TLS (F2SP-5.2.1-5) and only where registered (R9101-5.2).
 
 use serde_json::json;
-use std::net::SocketAddr;
 use strongroom_protocol::jose::{JwsAlg, LocalSigningKey, sign_with_header};
 use strongroom_protocol::random::random_token;
-use strongroom_server::tls;
 use strongroom_tests::kit::*;
 use strongroom_tests::*;
-
-/// A small HTTPS server on 127.0.0.1 serving fixed bodies, with the given certificate.
-async fn host(
-    cert_pem: &str,
-    key_pem: &str,
-    files: Vec<(&'static str, String)>,
-) -> (u16, tokio::sync::oneshot::Sender<()>) {
-    use rustls::pki_types::pem::PemObject;
-    let chain =
-        rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let config = tls::server_config(chain, key, false).unwrap();
-    let mut app = axum::Router::new();
-    for (path, body) in files {
-        app = app.route(path, axum::routing::get(move || async move { body }));
-    }
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(tls::serve(listener, config, app, tls::ServeOptions::default(), async move {
-        let _ = rx.await;
-    }));
-    (port, tx)
-}
-
-fn trusted_server_cert(ts: &TestServer) -> (String, String) {
-    (
-        std::fs::read_to_string(ts.pki.server_cert_path()).unwrap(),
-        std::fs::read_to_string(ts.pki.server_key_path()).unwrap(),
-    )
-}
 
 async fn token_with(ts: &TestServer, id: &str, key: &LocalSigningKey) -> Reply {
     let dkey = client_key(JwsAlg::ES256);

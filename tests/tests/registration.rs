@@ -8,6 +8,10 @@ use strongroom_protocol::jose::{JwsAlg, JwsSigner, LocalSigningKey, b64url};
 use strongroom_tests::kit::*;
 use strongroom_tests::*;
 
+/// The software's key (issue 12): in the statements' `software_jwks`; it signs the
+/// registration requests and is the registered client's key.
+static SOFTWARE: std::sync::LazyLock<LocalSigningKey> = std::sync::LazyLock::new(|| client_key(JwsAlg::ES256));
+
 const DIRECTORY: &str = "https://directory.example";
 
 fn iat_token() -> String {
@@ -48,12 +52,36 @@ fn statement(key: &LocalSigningKey, claims: Value) -> String {
 }
 
 fn statement_claims(extra: Value) -> Value {
-    let mut c = json!({"iss": DIRECTORY, "iat": now(), "software_id": "sw-acme-1",
+    let mut c = json!({"iss": DIRECTORY, "iat": now(), "software_id": "sw-acme-1", "software_jwks": jwks_of(&SOFTWARE),
         "software_redirect_uris": ["https://acme.example/cb", "https://acme.example/cb2"]});
     if let (Some(m), Value::Object(e)) = (c.as_object_mut(), extra) {
         m.extend(e);
     }
     c
+}
+
+/// Claims of a registration request JWT (issue 12): `metadata` plus `iss` = the statement's
+/// software_id, `aud` = the issuer, `iat`, `exp` and a fresh `jti`.
+fn request_claims(ts: &TestServer, metadata: &Value) -> Value {
+    let ssa = metadata["software_statement"].as_str().unwrap_or("");
+    let software_id = if ssa.is_empty() { Value::Null } else { jwt_claims(ssa)["software_id"].clone() };
+    let mut c = json!({"iss": software_id, "aud": ts.issuer, "iat": now(), "exp": now() + 60,
+        "jti": strongroom_protocol::random::random_token()});
+    if let (Some(o), Value::Object(m)) = (c.as_object_mut(), metadata.clone()) {
+        o.extend(m);
+    }
+    c
+}
+
+/// `POST /register` with an `application/jwt` body.
+async fn dcr_jwt(http: &reqwest::Client, url: &str, jwt: String) -> Reply {
+    send(http.post(url).header("content-type", "application/jwt").body(jwt)).await
+}
+
+/// `POST /register` with `metadata` as a request JWT signed by the software's key.
+async fn dcr_signed(ts: &TestServer, metadata: &Value) -> Reply {
+    let jwt = SOFTWARE.sign(None, &request_claims(ts, metadata)).expect("sign");
+    dcr_jwt(&ts.client(), &ts.url("/register"), jwt).await
 }
 
 fn pkjwt_metadata(key: &LocalSigningKey, profile: &str) -> Value {
@@ -305,11 +333,11 @@ async fn registration_needs_the_initial_access_token() {
 async fn software_statement_registers_a_client_that_gets_a_token() {
     let directory = client_key(JwsAlg::PS256);
     let ts = with_directory(&directory).await;
-    let key = client_key(JwsAlg::ES256);
+    let key: &LocalSigningKey = &SOFTWARE;
     let ssa = statement(&directory, statement_claims(json!({"software_client_name": "Acme Payments"})));
     let m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key),
         "client_name": "ignored", "software_statement": ssa});
-    let r = dcr(&ts, None, &m).await;
+    let r = dcr_signed(&ts, &m).await;
     let id = assert_registered(&r);
     assert_eq!(r.body["software_id"], "sw-acme-1");
     assert_eq!(r.body["client_name"], "Acme Payments", "statement claims take precedence");
@@ -333,7 +361,7 @@ async fn software_statement_registers_a_client_that_gets_a_token() {
 async fn software_statements_bound_the_registration() {
     let directory = client_key(JwsAlg::ES256);
     let ts = with_directory(&directory).await;
-    let key = client_key(JwsAlg::ES256);
+    let key: &LocalSigningKey = &SOFTWARE;
     let register = |ssa: String, extra: Value| {
         let mut m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key),
             "software_statement": ssa});
@@ -344,67 +372,74 @@ async fn software_statements_bound_the_registration() {
     };
 
     let rogue = client_key(JwsAlg::ES256);
-    let r = dcr(&ts, None, &register(statement(&rogue, statement_claims(json!({}))), json!({}))).await;
+    let r = dcr_signed(&ts, &register(statement(&rogue, statement_claims(json!({}))), json!({}))).await;
     assert_refused(&r, "invalid_software_statement", "software_statement");
 
     let old = statement(&directory, statement_claims(json!({"iat": now() - 7200})));
     assert_refused(
-        &dcr(&ts, None, &register(old, json!({}))).await,
+        &dcr_signed(&ts, &register(old, json!({}))).await,
         "invalid_software_statement",
         "software_statement",
     );
 
     let future = statement(&directory, statement_claims(json!({"iat": now() + 120})));
     assert_refused(
-        &dcr(&ts, None, &register(future, json!({}))).await,
+        &dcr_signed(&ts, &register(future, json!({}))).await,
         "invalid_software_statement",
         "software_statement",
     );
 
     let expired = statement(&directory, statement_claims(json!({"exp": now() - 5})));
     assert_refused(
-        &dcr(&ts, None, &register(expired, json!({}))).await,
+        &dcr_signed(&ts, &register(expired, json!({}))).await,
         "invalid_software_statement",
         "software_statement",
     );
 
     let other_iss = statement(&directory, statement_claims(json!({"iss": "https://other-directory.example"})));
     assert_refused(
-        &dcr(&ts, None, &register(other_iss, json!({}))).await,
+        &dcr_signed(&ts, &register(other_iss, json!({}))).await,
         "unapproved_software_statement",
         "software_statement",
     );
 
     let unsigned = raw_jwt(&json!({"alg": "none"}), &statement_claims(json!({})), b"x");
     assert_refused(
-        &dcr(&ts, None, &register(unsigned, json!({}))).await,
+        &dcr_signed(&ts, &register(unsigned, json!({}))).await,
         "invalid_software_statement",
         "software_statement",
     );
 
-    let ok = statement(&directory, statement_claims(json!({})));
+    let ok = statement(&directory, statement_claims(json!({"software_id": "sw-acme-2"})));
     let outside =
         register(ok.clone(), json!({"redirect_uris": ["https://acme.example/cb", "https://evil.example/cb"]}));
-    assert_refused(&dcr(&ts, None, &outside).await, "invalid_redirect_uri", "redirect_uris");
+    assert_refused(&dcr_signed(&ts, &outside).await, "invalid_redirect_uri", "redirect_uris");
 
     let subset = register(ok, json!({"redirect_uris": ["https://acme.example/cb2"]}));
-    let r = dcr(&ts, None, &subset).await;
+    let r = dcr_signed(&ts, &subset).await;
     assert_registered(&r);
     assert_eq!(r.body["redirect_uris"], json!(["https://acme.example/cb2"]));
 
     // software_jwks_endpoint: jwks_uri must equal it, and defaults to it.
-    let endpoint = "https://directory.example/software/sw-acme-1/jwks";
-    let bound = statement(&directory, statement_claims(json!({"software_jwks_endpoint": endpoint})));
+    let (cert, cert_key) = trusted_server_cert(&ts);
+    let (port, _stop) = host(&cert, &cert_key, vec![("/sw-acme-3/jwks", jwks_of(key).to_string())]).await;
+    let endpoint = format!("https://localhost:{port}/sw-acme-3/jwks");
+    let bound = statement(
+        &directory,
+        statement_claims(
+            json!({"software_id": "sw-acme-3", "software_jwks": null, "software_jwks_endpoint": endpoint}),
+        ),
+    );
     let mut m = json!({"token_endpoint_auth_method": "private_key_jwt", "software_statement": bound,
         "jwks_uri": "https://evil.example/jwks"});
-    assert_refused(&dcr(&ts, None, &m).await, "invalid_client_metadata", "jwks_uri");
+    assert_refused(&dcr_signed(&ts, &m).await, "invalid_client_metadata", "jwks_uri");
     m.as_object_mut().expect("object").remove("jwks_uri");
-    let r = dcr(&ts, None, &m).await;
+    let r = dcr_signed(&ts, &m).await;
     assert_registered(&r);
     assert_eq!(r.body["jwks_uri"], endpoint);
     let mut inline = m.clone();
     inline["jwks"] = jwks_of(&key);
-    assert_refused(&dcr(&ts, None, &inline).await, "invalid_client_metadata", "jwks");
+    assert_refused(&dcr_signed(&ts, &inline).await, "invalid_client_metadata", "jwks");
 
     // A server with no directory does not approve statements.
     let plain = with_initial_token().await;
@@ -560,10 +595,10 @@ async fn software_statement_client_completes_a_fapi2_authorization_code_flow() {
     strongroom_server::service::add_user(&ts.server.state.store, "carol", "carol-password-1", json!({}), now())
         .await
         .expect("user");
-    let key = client_key(JwsAlg::ES256);
+    let key: &LocalSigningKey = &SOFTWARE;
     let ssa = statement(&directory, statement_claims(json!({})));
     let m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "software_statement": ssa});
-    let id = assert_registered(&dcr(&ts, None, &m).await);
+    let id = assert_registered(&dcr_signed(&ts, &m).await);
 
     let dkey = client_key(JwsAlg::ES256);
     let (verifier, challenge) = pkce_pair();
@@ -632,4 +667,189 @@ async fn implicit_grant_accepted_exactly_where_response_types_imply_it() {
     assert_refused(&r, "invalid_client_metadata", "grant_types");
     let d = r.body["error_description"].as_str().unwrap_or("");
     assert_eq!(d.matches("grant_types").count(), 1, "the field is named once: {d}");
+}
+
+/// Metadata of a private_key_jwt client registering with `ssa` (the software's key).
+fn software_metadata(ssa: &str) -> Value {
+    json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&SOFTWARE), "software_statement": ssa})
+}
+
+/// A server trusting `directory`, with an initial access token too, and `adjust` applied.
+async fn with_directory_and(
+    directory: &LocalSigningKey,
+    adjust: impl FnOnce(&mut strongroom_server::config::Config),
+) -> TestServer {
+    let jwks = jwks_of(directory).to_string();
+    TestServer::start_with(move |c| {
+        c.registration.software_statement_jwks = Some(jwks);
+        c.registration.software_statement_issuer = Some(DIRECTORY.into());
+        c.registration.initial_access_token = Some(iat_token());
+        adjust(c);
+    })
+    .await
+}
+
+/// Issue 12 point 1(a): a copied statement is not enough. A plain JSON request carrying the
+/// victim's statement (even with the initial access token), a request JWT signed by another
+/// key, and a statement that names no software keys are all refused; nothing is registered.
+#[tokio::test]
+async fn copied_software_statement_without_the_software_key_is_refused() {
+    let directory = client_key(JwsAlg::ES256);
+    let ts = with_directory_and(&directory, |_| {}).await;
+    let ssa = statement(&directory, statement_claims(json!({})));
+    let attacker = client_key(JwsAlg::ES256);
+    let mut m = software_metadata(&ssa);
+    m["jwks"] = jwks_of(&attacker);
+
+    assert_refused(&dcr(&ts, None, &m).await, "invalid_software_statement", "software_statement");
+    assert_refused(&dcr(&ts, Some(&iat_token()), &m).await, "invalid_software_statement", "software_statement");
+    let forged = attacker.sign(None, &request_claims(&ts, &m)).expect("sign");
+    let r = dcr_jwt(&ts.client(), &ts.url("/register"), forged).await;
+    assert_refused(&r, "invalid_software_statement", "software_statement");
+    let no_keys = statement(&directory, statement_claims(json!({"software_jwks": null})));
+    let r = dcr_signed(&ts, &software_metadata(&no_keys)).await;
+    assert_refused(&r, "invalid_software_statement", "software_statement");
+    // A request JWT without a statement, and a body that is not a JWT.
+    let bare = SOFTWARE.sign(None, &request_claims(&ts, &json!({"token_endpoint_auth_method": "private_key_jwt"})));
+    let r = dcr_jwt(&ts.client(), &ts.url("/register"), bare.expect("sign")).await;
+    assert_refused(&r, "invalid_software_statement", "software_statement");
+    let r = dcr_jwt(&ts.client(), &ts.url("/register"), "not a jwt".into()).await;
+    assert_refused(&r, "invalid_software_statement", "software_statement");
+    // The real software registers, once: the attempts above left nothing behind.
+    assert_registered(&dcr_signed(&ts, &software_metadata(&ssa)).await);
+}
+
+/// Issue 12 point 1(a): the request JWT's `aud` must be the issuer, `iss` the statement's
+/// software_id, `iat`/`exp` fresh, `jti` present and single-use, alg PS256/ES256/EdDSA.
+#[tokio::test]
+async fn registration_request_jwt_claims_are_checked() {
+    let directory = client_key(JwsAlg::ES256);
+    let ts = with_directory_and(&directory, |c| c.registration.allow_multiple_clients_per_software = true).await;
+    let ssa = statement(&directory, statement_claims(json!({})));
+    let m = software_metadata(&ssa);
+    let url = ts.url("/register");
+    for (claim, value) in [
+        ("aud", json!("https://other-server.example")),
+        ("iss", json!("sw-someone-else")),
+        ("exp", json!(now() - 1)),
+        ("iat", json!(now() - 3600)),
+        ("iat", json!(now() + 120)),
+        ("jti", Value::Null),
+    ] {
+        let mut c = request_claims(&ts, &m);
+        if value.is_null() {
+            c.as_object_mut().expect("object").remove(claim);
+        } else {
+            c[claim] = value;
+        }
+        let r = dcr_jwt(&ts.client(), &url, SOFTWARE.sign(None, &c).expect("sign")).await;
+        eprintln!("{claim}");
+        assert_refused(&r, "invalid_client_metadata", claim);
+    }
+    let rs256 = raw_jwt(&json!({"alg": "RS256"}), &request_claims(&ts, &m), b"sig");
+    assert_refused(&dcr_jwt(&ts.client(), &url, rs256).await, "invalid_software_statement", "software_statement");
+    // A good request registers once; replayed, its jti is refused.
+    let jwt = SOFTWARE.sign(None, &request_claims(&ts, &m)).expect("sign");
+    assert_registered(&dcr_jwt(&ts.client(), &url, jwt.clone()).await);
+    assert_refused(&dcr_jwt(&ts.client(), &url, jwt).await, "invalid_client_metadata", "jti");
+    // The flag allows a second client of the same software.
+    assert_registered(&dcr_signed(&ts, &m).await);
+}
+
+/// Issue 12 point 1(b), RFC 7591 §3.2.2: request metadata that contradicts the statement's
+/// (auth method, grant types, scope, org_id, keys, software_id) is refused naming the field;
+/// what the request leaves out is the statement's.
+#[tokio::test]
+async fn metadata_conflicting_with_the_statement_is_refused() {
+    let directory = client_key(JwsAlg::ES256);
+    let ts = with_directory(&directory).await;
+    let ssa = statement(
+        &directory,
+        statement_claims(json!({"token_endpoint_auth_method": "private_key_jwt", "org_id": "org-acme",
+            "grant_types": ["authorization_code", "refresh_token"], "scope": "openid accounts"})),
+    );
+    let other = client_key(JwsAlg::ES256);
+    for (field, value) in [
+        ("token_endpoint_auth_method", json!("tls_client_auth")),
+        ("grant_types", json!(["client_credentials"])),
+        ("scope", json!("accounts payments")),
+        ("org_id", json!("org-evil")),
+        ("jwks", jwks_of(&other)),
+        ("software_id", json!("sw-other")),
+    ] {
+        let mut m = software_metadata(&ssa);
+        m[field] = value;
+        eprintln!("{field}");
+        assert_refused(&dcr_signed(&ts, &m).await, "invalid_client_metadata", field);
+    }
+    let r = dcr_signed(&ts, &software_metadata(&ssa)).await;
+    assert_registered(&r);
+    assert_eq!(r.body["scope"], "openid accounts");
+    assert_eq!(r.body["grant_types"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(r.body["org_id"], "org-acme");
+}
+
+/// Issue 12 point 1(c): one client per software_id. A second registration is refused, of
+/// concurrent registrations exactly one succeeds, and after RFC 7592 DELETE the software
+/// registers again. The survivor gets a token.
+#[tokio::test]
+async fn one_client_per_software_id() {
+    let directory = client_key(JwsAlg::ES256);
+    let ts = with_directory(&directory).await;
+    let ssa = statement(&directory, statement_claims(json!({})));
+    let m = software_metadata(&ssa);
+    let first = dcr_signed(&ts, &m).await;
+    let id = assert_registered(&first);
+    assert_refused(&dcr_signed(&ts, &m).await, "invalid_client_metadata", "software_id");
+    let rat = first.body["registration_access_token"].as_str().expect("rat").to_string();
+    let uri = first.body["registration_client_uri"].as_str().expect("uri").to_string();
+    assert_eq!(send(ts.client().delete(&uri).bearer_auth(&rat)).await.status, 204);
+
+    let other = statement(&directory, statement_claims(json!({"software_id": "sw-race"})));
+    let (http, url) = (ts.client(), ts.url("/register"));
+    let racers = (0..8).map(|_| {
+        let jwt = SOFTWARE.sign(None, &request_claims(&ts, &software_metadata(&other))).expect("sign");
+        dcr_jwt(&http, &url, jwt)
+    });
+    let replies = futures::future::join_all(racers).await;
+    let won: Vec<_> = replies.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "exactly one concurrent registration: {:?}",
+        replies.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    for r in replies.iter().filter(|r| r.status != 201) {
+        assert_refused(r, "invalid_client_metadata", "software_id");
+    }
+    let winner = won[0].body["client_id"].as_str().expect("client_id").to_string();
+    assert_token(&pkjwt_dpop_token(&ts, &winner, &SOFTWARE).await);
+
+    let again = dcr_signed(&ts, &m).await;
+    assert_ne!(assert_registered(&again), id, "freed by the delete");
+}
+
+/// Issue 12 point 1(a), certificate binding: with `software_statement_proof =
+/// "tls_certificate"`, registering over mTLS with a certificate whose key is in the
+/// statement's software_jwks registers (and the client gets a token with that certificate);
+/// without it, or with only a signed request, the statement is refused.
+#[tokio::test]
+async fn certificate_bound_registration() {
+    use strongroom_protocol::software_statement::SoftwareProof;
+    let directory = client_key(JwsAlg::ES256);
+    let ts =
+        with_directory_and(&directory, |c| c.registration.software_statement_proof = SoftwareProof::TlsCertificate)
+            .await;
+    let (cert, cert_key, jwk) = self_signed_cert("acme-transport");
+    let ssa = statement(&directory, statement_claims(json!({"software_jwks": {"keys": [jwk]}})));
+    let m = json!({"token_endpoint_auth_method": "self_signed_tls_client_auth", "software_statement": ssa});
+    let r = dcr(&ts, None, &m).await;
+    assert_refused(&r, "invalid_software_statement", "software_statement");
+    let (other_cert, other_key, _) = self_signed_cert("someone-else");
+    let r = dcr_with(&ts.mtls_client(&other_cert, &other_key), &ts.mtls_url("/register"), None, &m).await;
+    assert_refused(&r, "invalid_software_statement", "software_statement");
+    let mtls = ts.mtls_client(&cert, &cert_key);
+    let r = dcr_with(&mtls, &ts.mtls_url("/register"), None, &m).await;
+    let id = assert_registered(&r);
+    assert_token(&post_form(&mtls, &ts.mtls_url("/token"), &mtls_form(&id), None).await);
 }

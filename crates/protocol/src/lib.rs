@@ -19,6 +19,7 @@ pub mod policy;
 pub mod random;
 pub mod registration;
 pub mod request_object;
+pub mod software_statement;
 pub mod tokens;
 
 pub use error::{ErrorCode, OAuthError, OAuthResult};

@@ -10,6 +10,7 @@ use crate::client::{ClientMetadata, MetadataError, TlsClientIdentity};
 use crate::error::ErrorCode;
 use crate::jose::{JwsAlg, ParsedJws};
 use crate::mtls::identity_matches;
+use crate::software_statement::bind_statement_metadata;
 use serde_json::{Map, Value};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -73,6 +74,8 @@ pub struct SoftwareStatement {
     /// `software_jwks_endpoint` (UK OB), `software_jwks_uri` (Open Finance Brasil) or
     /// `jwks_uri`: the client's `jwks_uri` must be this URL.
     pub jwks_uri: Option<String>,
+    /// `software_jwks` (or `jwks`): the software's keys inline, a JWK Set object.
+    pub jwks: Option<Map<String, Value>>,
     /// The statement's other claims.
     pub claims: Map<String, Value>,
 }
@@ -151,6 +154,17 @@ pub fn read_statement(jws: &ParsedJws) -> Result<SoftwareStatement, MetadataErro
     let claims = &jws.claims;
     let software_id = string_claim(claims, &["software_id"], "software_id")?;
     let jwks_uri = string_claim(claims, &["software_jwks_endpoint", "software_jwks_uri", "jwks_uri"], "jwks_uri")?;
+    let mut jwks = None;
+    for name in ["software_jwks", "jwks"] {
+        match claims.get(name) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Object(set)) => {
+                jwks = Some(set.clone());
+                break;
+            }
+            Some(_) => return Err(bad_statement(format!("{name} must be a JWK Set object"))),
+        }
+    }
     let mut redirect_uris = None;
     for name in ["software_redirect_uris", "redirect_uris"] {
         match claims.get(name) {
@@ -167,7 +181,7 @@ pub fn read_statement(jws: &ParsedJws) -> Result<SoftwareStatement, MetadataErro
             Some(_) => return Err(bad_statement(format!("{name} must be an array of strings"))),
         }
     }
-    Ok(SoftwareStatement { software_id, redirect_uris, jwks_uri, claims: claims.clone() })
+    Ok(SoftwareStatement { software_id, redirect_uris, jwks_uri, jwks, claims: claims.clone() })
 }
 
 /// R7591-2.3 (UK OB / Open Finance Brasil practice): every requested redirect URI must be
@@ -210,7 +224,9 @@ pub fn check_jwks_uri_matches(
 /// Applies a verified statement to the requested metadata (a JSON object): overriding
 /// claims replace request values, redirect URIs must lie within the statement's (default:
 /// all of them), `jwks_uri` must equal the statement's (default: it), and `software_id`
-/// is recorded. A request `software_id` that differs from the statement's is refused.
+/// is recorded. A request `software_id` that differs from the statement's is refused, as
+/// is any other security-relevant value that contradicts the statement
+/// ([`bind_statement_metadata`]).
 pub fn apply_statement(metadata: &mut Map<String, Value>, st: &SoftwareStatement) -> Result<(), MetadataError> {
     for (claim, field) in STATEMENT_OVERRIDES {
         if let Some(v) = st.claims.get(claim).filter(|v| !v.is_null()) {
@@ -236,7 +252,7 @@ pub fn apply_statement(metadata: &mut Map<String, Value>, st: &SoftwareStatement
             Some(_) => return Err(err(ErrorCode::InvalidRedirectUri, "redirect_uris", "must be an array of strings")),
         }
     }
-    if let Some(uri) = &st.jwks_uri {
+    if let Some(uri) = st.jwks_uri.as_ref().filter(|_| st.jwks.is_none()) {
         let has_jwks = metadata.get("jwks").is_some_and(|v| !v.is_null());
         let requested = match metadata.get("jwks_uri") {
             None | Some(Value::Null) => None,
@@ -256,7 +272,7 @@ pub fn apply_statement(metadata: &mut Map<String, Value>, st: &SoftwareStatement
         }
         metadata.insert("software_id".into(), Value::from(id.clone()));
     }
-    Ok(())
+    bind_statement_metadata(metadata, st)
 }
 
 /// R7591-3.2.1 / R7592-2.2: the fields only the server assigns may not be sent.

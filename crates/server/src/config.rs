@@ -234,6 +234,16 @@ pub struct RegistrationConfig {
     pub software_statement_max_age_secs: u64,
     /// Require a software statement on every registration, even with the initial access token.
     pub require_software_statement: bool,
+    /// What proves that a registrant holds the keys of the software its statement describes
+    /// (issue 12; a statement alone is a copyable document): `signed_request` (default: an
+    /// `application/jwt` registration request signed with a key of the statement's
+    /// `software_jwks`/`software_jwks_endpoint`), `tls_certificate` (registration over the
+    /// mTLS listener with a certificate whose key is in those keys), or
+    /// `signed_request_or_tls_certificate`. Required on every registration with a statement.
+    pub software_statement_proof: strongroom_protocol::software_statement::SoftwareProof,
+    /// Allow several clients of one `software_id` (off: a second registration of a
+    /// statement's software is refused, atomically in the store).
+    pub allow_multiple_clients_per_software: bool,
     /// Accept client-hosted `request_uri`s (RFC 9101 §5.2) from clients that registered them
     /// in `request_uris`; fetched with the `jwks_uri` guard. Off by default.
     pub allow_remote_request_uris: bool,
@@ -248,6 +258,8 @@ impl Default for RegistrationConfig {
             software_statement_issuer: None,
             software_statement_max_age_secs: 3600,
             require_software_statement: false,
+            software_statement_proof: Default::default(),
+            allow_multiple_clients_per_software: false,
             allow_remote_request_uris: false,
         }
     }
@@ -404,6 +416,8 @@ impl fmt::Debug for RegistrationConfig {
             .field("software_statement_issuer", &self.software_statement_issuer)
             .field("software_statement_max_age_secs", &self.software_statement_max_age_secs)
             .field("require_software_statement", &self.require_software_statement)
+            .field("software_statement_proof", &self.software_statement_proof)
+            .field("allow_multiple_clients_per_software", &self.allow_multiple_clients_per_software)
             .finish()
     }
 }

@@ -239,6 +239,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts or replaces a client.
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()>;
+    /// Inserts a new client; `Conflict` when the `client_id` is taken, or when
+    /// `exclusive_software_id` is given and another client holds it (issue 12: atomic in the
+    /// database, so of two concurrent registrations of one software exactly one succeeds).
+    /// The message of a software conflict starts with `software_id`.
+    async fn insert_client(&self, client: &ClientRecord, exclusive_software_id: Option<&str>) -> StoreResult<()>;
     /// Looks a client up.
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     /// All clients, ordered by `client_id`.

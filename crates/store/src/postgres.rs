@@ -19,8 +19,14 @@ use std::time::Duration;
 pub type PgStore = SqlStore<Postgres>;
 
 /// PostgreSQL migrations, applied in order (see `migrations/postgres/`).
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, description: "initial", sql: include_str!("../migrations/postgres/0001_initial.sql") }];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, description: "initial", sql: include_str!("../migrations/postgres/0001_initial.sql") },
+    Migration {
+        version: 2,
+        description: "exclusive software_id",
+        sql: include_str!("../migrations/postgres/0002_exclusive_software_id.sql"),
+    },
+];
 
 /// Connections in the pool.
 const MAX_CONNECTIONS: u32 = 16;
@@ -97,6 +103,9 @@ static SQL: Statements = Statements {
                     metadata = excluded.metadata,
                     registration_token_hash = excluded.registration_token_hash,
                     created_at = excluded.created_at",
+    insert_client:
+        "INSERT INTO clients (client_id, metadata, registration_token_hash, created_at, exclusive_software_id)
+                    VALUES ($1, $2::jsonb, $3, $4, $5)",
     get_client: concat!("SELECT ", columns!(client), " FROM clients WHERE client_id = $1"),
     list_clients: concat!("SELECT ", columns!(client), " FROM clients ORDER BY client_id COLLATE \"C\""),
     delete_client: "DELETE FROM clients WHERE client_id = $1",

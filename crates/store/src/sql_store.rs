@@ -63,6 +63,9 @@ pub struct Statements {
     pub schema_version: &'static str,
     /// Upserts a client: `client_id, metadata, registration_token_hash, created_at`.
     pub put_client: &'static str,
+    /// Inserts a new client (no upsert): `client_id, metadata, registration_token_hash,
+    /// created_at, exclusive_software_id`; a taken key is a unique violation.
+    pub insert_client: &'static str,
     /// `client_id`.
     pub get_client: &'static str,
     /// All clients by `client_id` in byte order.
@@ -405,6 +408,25 @@ impl<B: Backend> Store for SqlStore<B> {
             Param::Int(client.created_at),
         ];
         self.execute(B::SQL.put_client, &params).await?;
+        Ok(())
+    }
+
+    async fn insert_client(&self, client: &ClientRecord, exclusive_software_id: Option<&str>) -> StoreResult<()> {
+        let params = [
+            Param::Text(&client.client_id),
+            Param::Json(to_json(&client.metadata)?),
+            Param::OptText(client.registration_token_hash.as_deref()),
+            Param::Int(client.created_at),
+            Param::OptText(exclusive_software_id),
+        ];
+        B::execute(&self.pool, B::SQL.insert_client, &params).await.map_err(|e| {
+            // Both dialects name the violated index in the message.
+            let software = e.as_database_error().is_some_and(|d| d.message().contains("exclusive_software_id"));
+            match exclusive_software_id {
+                Some(id) if software => conflict_or_db(e, &format!("software_id {id}")),
+                _ => conflict_or_db(e, &format!("client {}", client.client_id)),
+            }
+        })?;
         Ok(())
     }
 

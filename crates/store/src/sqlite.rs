@@ -20,8 +20,14 @@ use std::time::Duration;
 pub type SqliteStore = SqlStore<Sqlite>;
 
 /// SQLite migrations, applied in order (see `migrations/sqlite/`).
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, description: "initial", sql: include_str!("../migrations/sqlite/0001_initial.sql") }];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, description: "initial", sql: include_str!("../migrations/sqlite/0001_initial.sql") },
+    Migration {
+        version: 2,
+        description: "exclusive software_id",
+        sql: include_str!("../migrations/sqlite/0002_exclusive_software_id.sql"),
+    },
+];
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -78,6 +84,9 @@ static SQL: Statements = Statements {
                     metadata = excluded.metadata,
                     registration_token_hash = excluded.registration_token_hash,
                     created_at = excluded.created_at",
+    insert_client:
+        "INSERT INTO clients (client_id, metadata, registration_token_hash, created_at, exclusive_software_id)
+                    VALUES (?, ?, ?, ?, ?)",
     get_client: concat!("SELECT ", columns!(client), " FROM clients WHERE client_id = ?"),
     list_clients: concat!("SELECT ", columns!(client), " FROM clients ORDER BY client_id"),
     delete_client: "DELETE FROM clients WHERE client_id = ?",

@@ -117,6 +117,7 @@ macro_rules! suite {
 suite!(
     ping,
     client_crud,
+    exclusive_software_id,
     user_crud,
     user_conflicts,
     record_jti_replay,
@@ -274,6 +275,42 @@ mod checks {
         assert!(matches!(same_subject, Err(StoreError::Conflict(_))), "duplicate subject: {same_subject:?}");
         // The original is untouched and nothing else was added.
         assert_eq!(store.list_users().await.expect("list"), vec![user("bob", "sub-bob")]);
+    }
+
+    /// Issue 12: an exclusive software_id is held by one client; of concurrent inserts exactly
+    /// one succeeds; deleting the client frees it; non-exclusive inserts never clash.
+    pub async fn exclusive_software_id(store: SharedStore) {
+        store.insert_client(&client("a", "A"), Some("sw-1")).await.expect("first");
+        let again = store.insert_client(&client("b", "B"), Some("sw-1")).await;
+        assert!(matches!(&again, Err(StoreError::Conflict(m)) if m.starts_with("software_id")), "{again:?}");
+        let same_id = store.insert_client(&client("a", "A2"), Some("sw-2")).await;
+        assert!(matches!(&same_id, Err(StoreError::Conflict(m)) if m.starts_with("client")), "{same_id:?}");
+        store.insert_client(&client("c", "C"), None).await.expect("not exclusive");
+        store.insert_client(&client("d", "D"), None).await.expect("not exclusive");
+        // An update (upsert) keeps the claim.
+        store.put_client(&client("a", "renamed")).await.expect("update");
+        assert!(store.insert_client(&client("e", "E"), Some("sw-1")).await.is_err(), "still held");
+        assert!(store.delete_client("a").await.expect("delete"));
+        store.insert_client(&client("e", "E"), Some("sw-1")).await.expect("freed by delete");
+
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let mut tasks = Vec::new();
+        for i in 0..RACERS {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.insert_client(&client(&format!("race-{i}"), "R"), Some("sw-race")).await
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(()) => ok += 1,
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => panic!("unexpected: {e:?}"),
+            }
+        }
+        assert_eq!(ok, 1, "exactly one concurrent registration of one software");
     }
 
     pub async fn record_jti_replay(store: SharedStore) {

@@ -17,14 +17,20 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Map, Value};
 use strongroom_protocol::client::{Client, ClientMetadata, MetadataError};
 use strongroom_protocol::discovery::paths;
 use strongroom_protocol::jose::{ParsedJws, sha256_b64url};
+use strongroom_protocol::mtls::self_signed_matches;
 use strongroom_protocol::policy::{AuthMethod, FAPI2_SECURITY};
 use strongroom_protocol::registration::{
     SoftwareStatement, apply_statement, check_no_server_fields, check_registering_certificate, check_statement_alg,
     check_statement_issuer, check_statement_times, check_update, read_statement,
+};
+use strongroom_protocol::software_statement::{
+    SoftwareKeys, check_proof_of_possession, check_request_alg, check_request_audience, check_request_issuer,
+    check_request_times, request_jti, request_metadata, request_statement, software_keys,
 };
 use strongroom_protocol::{ErrorCode, OAuthError};
 use strongroom_store::ClientRecord;
@@ -117,6 +123,74 @@ fn verify_statement(state: &AppState, token: &str, now: i64) -> HttpResult<Softw
     read_statement(&jws).map_err(metadata_error)
 }
 
+/// Whether the body is a signed registration request (`application/jwt`).
+fn is_jwt_body(headers: &HeaderMap) -> bool {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/jwt"))
+}
+
+/// Parses a signed registration request (signature checked later, with the software's keys).
+fn parse_signed_request(state: &AppState, body: &Bytes) -> HttpResult<ParsedJws> {
+    let text = std::str::from_utf8(body).map_err(|_| bad_statement("the registration request is not a JWT"))?;
+    let request = ParsedJws::parse(text.trim(), state.config.limits.max_body_bytes)
+        .map_err(|e| bad_statement(format!("the registration request is not an acceptable JWT ({e})")))?;
+    check_request_alg(request.alg).map_err(metadata_error)?;
+    request_statement(&request).map_err(metadata_error)?;
+    Ok(request)
+}
+
+/// The software's public keys: inline in the statement, or fetched from its endpoint with
+/// the guarded `jwks_uri` fetcher (`force` refetches on an unknown `kid`).
+async fn software_key_set(state: &AppState, keys: &SoftwareKeys, force: bool, now: i64) -> HttpResult<JwkSet> {
+    match keys {
+        SoftwareKeys::Inline(set) => Ok(set.clone()),
+        SoftwareKeys::Endpoint(uri) => state.jwks_fetcher.get(uri, force, now).await.map_err(|e| {
+            tracing::info!(error = %e, "software_jwks_endpoint unusable");
+            bad_statement("the software_jwks_endpoint did not give a usable key set")
+        }),
+    }
+}
+
+/// Issue 12: the registrant proves it holds the software's keys, as configured — a request
+/// signed by one of them (its `iss`, `aud`, times and single use checked), and/or a TLS client
+/// certificate carrying one. A signed request is always verified in full when sent.
+async fn prove_possession(
+    state: &AppState,
+    st: &SoftwareStatement,
+    request: Option<&ParsedJws>,
+    conn: &ConnectionInfo,
+    now: i64,
+) -> HttpResult<()> {
+    let keys = software_keys(st).map_err(metadata_error)?;
+    let mut set = software_key_set(state, &keys, false, now).await?;
+    let signed = match request {
+        None => false,
+        Some(request) => {
+            let verify =
+                |set: &JwkSet| request.verify_with_set(set, FAPI2_SECURITY.min_rsa_bits, FAPI2_SECURITY.min_ec_bits);
+            if verify(&set).is_err() && matches!(keys, SoftwareKeys::Endpoint(_)) {
+                set = software_key_set(state, &keys, true, now).await?;
+            }
+            verify(&set)
+                .map_err(|_| bad_statement("the registration request is not signed with a key of the software"))?;
+            check_request_issuer(request, st.software_id.as_deref()).map_err(metadata_error)?;
+            check_request_audience(request, &state.config.issuer).map_err(metadata_error)?;
+            let exp = check_request_times(request, now).map_err(metadata_error)?;
+            let jti = request_jti(request).map_err(metadata_error)?;
+            let namespace = format!("registration:{}", st.software_id.as_deref().unwrap_or(""));
+            if !state.store.record_jti(&namespace, jti, exp).await? {
+                return Err(
+                    OAuthError::new(ErrorCode::InvalidClientMetadata, "jti: this request was already used").into()
+                );
+            }
+            true
+        }
+    };
+    let certificate_bound = leaf_certificate(conn).is_some_and(|leaf| self_signed_matches(leaf.as_ref(), &set));
+    check_proof_of_possession(state.config.registration.software_statement_proof, signed, certificate_bound)
+        .map_err(metadata_error)
+}
+
 /// The statement a client was registered with (verified then), to keep its bounds on updates.
 fn stored_statement(state: &AppState, current: &ClientMetadata) -> Option<(String, SoftwareStatement)> {
     let token = current.extra.get("software_statement")?.as_str()?;
@@ -172,7 +246,13 @@ pub async fn register(
         (Some(_), _) => return Err(invalid_token("the initial access token is not valid")),
         (None, _) => false,
     };
-    let mut metadata = json_object(&headers, &body)?;
+    // Issue 12: a registration with a software statement may come as a JWT signed by the
+    // software (UK OB / Open Finance Brasil DCR); its claims are the metadata.
+    let signed_request = if is_jwt_body(&headers) { Some(parse_signed_request(&state, &body)?) } else { None };
+    let mut metadata = match &signed_request {
+        Some(request) => request_metadata(request),
+        None => json_object(&headers, &body)?,
+    };
     let statement = match metadata.remove("software_statement") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
@@ -192,17 +272,25 @@ pub async fn register(
     }
     let now = now();
     check_no_server_fields(&metadata).map_err(metadata_error)?;
+    let mut exclusive_software_id = None;
     if let Some(token) = statement {
         let st = verify_statement(&state, &token, now)?;
+        prove_possession(&state, &st, signed_request.as_ref(), &conn, now).await?;
         apply_statement(&mut metadata, &st).map_err(metadata_error)?;
         metadata.insert("software_statement".into(), token.into());
+        if !reg.allow_multiple_clients_per_software {
+            exclusive_software_id = st.software_id.clone();
+        }
     }
     if metadata.contains_key("client_id") {
         return Err(OAuthError::new(ErrorCode::InvalidClientMetadata, "client_id: is assigned by the server").into());
     }
     let client = service::check_metadata(Value::Object(metadata.clone())).map_err(service_error)?;
     check_certificate(&client, &conn)?;
-    let created = service::register_client(&state.store, Value::Object(metadata), now).await.map_err(service_error)?;
+    let created =
+        service::register_client(&state.store, Value::Object(metadata), exclusive_software_id.as_deref(), now)
+            .await
+            .map_err(service_error)?;
     let c = &created.client;
     tracing::info!(client_id = %c.client_id, profile = ?client.profile, "client registered by DCR");
     let mut body =
@@ -277,7 +365,8 @@ pub async fn update(
         None | Some(Value::Null) => stored_statement(&state, &current),
         Some(Value::String(s)) => {
             let st = verify_statement(&state, &s, now)?;
-            if current.software_id.is_some() && st.software_id != current.software_id {
+            // Issue 12: an update never moves a client to (or onto) other software.
+            if st.software_id != current.software_id {
                 return Err(bad_statement("describes other software than this client's software_id"));
             }
             Some((s, st))
