@@ -335,7 +335,7 @@ async fn software_statement_registers_a_client_that_gets_a_token() {
     let ts = with_directory(&directory).await;
     let key: &LocalSigningKey = &SOFTWARE;
     let ssa = statement(&directory, statement_claims(json!({"software_client_name": "Acme Payments"})));
-    let m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key),
+    let m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(key),
         "client_name": "ignored", "software_statement": ssa});
     let r = dcr_signed(&ts, &m).await;
     let id = assert_registered(&r);
@@ -343,7 +343,7 @@ async fn software_statement_registers_a_client_that_gets_a_token() {
     assert_eq!(r.body["client_name"], "Acme Payments", "statement claims take precedence");
     assert_eq!(r.body["redirect_uris"], json!(["https://acme.example/cb", "https://acme.example/cb2"]));
     assert_eq!(r.body["software_statement"], json!(ssa));
-    let tok = pkjwt_dpop_token(&ts, &id, &key).await;
+    let tok = pkjwt_dpop_token(&ts, &id, key).await;
     assert_token(&tok);
     assert_eq!(tok.body["token_type"], "DPoP");
 
@@ -363,7 +363,7 @@ async fn software_statements_bound_the_registration() {
     let ts = with_directory(&directory).await;
     let key: &LocalSigningKey = &SOFTWARE;
     let register = |ssa: String, extra: Value| {
-        let mut m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key),
+        let mut m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(key),
             "software_statement": ssa});
         if let (Some(o), Value::Object(e)) = (m.as_object_mut(), extra) {
             o.extend(e);
@@ -438,7 +438,7 @@ async fn software_statements_bound_the_registration() {
     assert_registered(&r);
     assert_eq!(r.body["jwks_uri"], endpoint);
     let mut inline = m.clone();
-    inline["jwks"] = jwks_of(&key);
+    inline["jwks"] = jwks_of(key);
     assert_refused(&dcr_signed(&ts, &inline).await, "invalid_client_metadata", "jwks");
 
     // A server with no directory does not approve statements.
@@ -597,7 +597,7 @@ async fn software_statement_client_completes_a_fapi2_authorization_code_flow() {
         .expect("user");
     let key: &LocalSigningKey = &SOFTWARE;
     let ssa = statement(&directory, statement_claims(json!({})));
-    let m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "software_statement": ssa});
+    let m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(key), "software_statement": ssa});
     let id = assert_registered(&dcr_signed(&ts, &m).await);
 
     let dkey = client_key(JwsAlg::ES256);
@@ -605,7 +605,7 @@ async fn software_statement_client_completes_a_fapi2_authorization_code_flow() {
     let redirect_uri = "https://acme.example/cb2";
     let par_url = ts.url("/par");
     let form = with(
-        assertion_form(&id, &assertion(&key, &assertion_claims(&id, &ts.issuer))),
+        assertion_form(&id, &assertion(key, &assertion_claims(&id, &ts.issuer))),
         &[
             ("response_type", "code"),
             ("redirect_uri", redirect_uri),
@@ -633,7 +633,7 @@ async fn software_statement_client_completes_a_fapi2_authorization_code_flow() {
 
     let token_url = ts.url("/token");
     let form = with(
-        assertion_form(&id, &assertion(&key, &assertion_claims(&id, &ts.issuer))),
+        assertion_form(&id, &assertion(key, &assertion_claims(&id, &ts.issuer))),
         &[
             ("grant_type", "authorization_code"),
             ("code", &p["code"]),

@@ -722,6 +722,16 @@ mod checks {
 
 // ---- Backend-specific checks -------------------------------------------------------
 
+/// The version of the newest migration file shipped for a backend (`NNNN_name.sql`).
+fn latest_migration(backend: &str) -> i64 {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+    std::fs::read_dir(dir)
+        .expect("migrations directory")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.split('_').next()?.parse::<i64>().ok())
+        .max()
+        .expect("at least one migration")
+}
+
 /// Two stores opening the same new SQLite file at once both succeed, and the schema is
 /// applied once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -730,8 +740,8 @@ async fn sqlite_concurrent_open_migrates_once() {
     let url = sqlite_url(&dir);
     let (a, b) = tokio::join!(SqliteStore::open(&url), SqliteStore::open(&url));
     let (a, b) = (a.expect("open a"), b.expect("open b"));
-    assert_eq!(a.schema_version().await.expect("version"), 1);
-    assert_eq!(b.schema_version().await.expect("version"), 1);
+    assert_eq!(a.schema_version().await.expect("version"), latest_migration("sqlite"));
+    assert_eq!(b.schema_version().await.expect("version"), latest_migration("sqlite"));
     // Reopening is a no-op and the data is shared through the file.
     use strongroom_store::Store;
     assert!(a.record_jti("ns", "j", 1).await.expect("jti"));
@@ -775,7 +785,7 @@ async fn postgres_concurrent_open_migrates_once() {
             .collect();
         for open in opens {
             let store = open.await.expect("task").expect("open");
-            assert_eq!(store.schema_version().await.expect("version"), 1);
+            assert_eq!(store.schema_version().await.expect("version"), latest_migration("postgres"));
             store.close().await;
         }
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
