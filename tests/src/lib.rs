@@ -215,11 +215,36 @@ pub mod kit {
     };
     use strongroom_protocol::jose::b64url;
 
+    /// Lets the server fetch from the local servers [`host`] starts: the SSRF guard refuses
+    /// loopback unless `outbound.allow_private_addresses` is set (development or not).
+    pub fn fetch_from_loopback(config: &mut Config) {
+        config.outbound.allow_private_addresses = true;
+    }
+
+    /// A router serving fixed bodies.
+    pub fn files_app(files: Vec<(&'static str, String)>) -> axum::Router {
+        let mut app = axum::Router::new();
+        for (path, body) in files {
+            app = app.route(path, axum::routing::get(move || async move { body }));
+        }
+        app
+    }
+
     /// A small HTTPS server on 127.0.0.1 serving fixed bodies, with the given certificate.
     pub async fn host(
         cert_pem: &str,
         key_pem: &str,
         files: Vec<(&'static str, String)>,
+    ) -> (u16, tokio::sync::oneshot::Sender<()>) {
+        host_on(std::net::Ipv4Addr::LOCALHOST.into(), cert_pem, key_pem, files_app(files)).await
+    }
+
+    /// A small HTTPS server on `ip` serving `app`, with the given certificate.
+    pub async fn host_on(
+        ip: std::net::IpAddr,
+        cert_pem: &str,
+        key_pem: &str,
+        app: axum::Router,
     ) -> (u16, tokio::sync::oneshot::Sender<()>) {
         use rustls::pki_types::pem::PemObject;
         let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -227,11 +252,7 @@ pub mod kit {
             .unwrap();
         let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
         let config = strongroom_server::tls::server_config(chain, key, false).unwrap();
-        let mut app = axum::Router::new();
-        for (path, body) in files {
-            app = app.route(path, axum::routing::get(move || async move { body }));
-        }
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(strongroom_server::tls::serve(

@@ -22,7 +22,7 @@ async fn token_with(ts: &TestServer, id: &str, key: &LocalSigningKey) -> Reply {
 /// certificate from an unknown CA are never used (F2SP-5.2.1-5).
 #[tokio::test]
 async fn jwks_uri_needs_a_valid_server_certificate() {
-    let ts = TestServer::start().await;
+    let ts = TestServer::start_with(fetch_from_loopback).await;
     let key = client_key(JwsAlg::ES256);
     let jwks = jwks_of(&key).to_string();
     let (cert, cert_key) = trusted_server_cert(&ts);
@@ -67,7 +67,11 @@ async fn authorize(ts: &TestServer, id: &str, request_uri: &str) -> (u16, String
 /// the client registered that `request_uri`; it then leads to the login page.
 #[tokio::test]
 async fn client_hosted_request_uri() {
-    let ts = TestServer::start_with(|c| c.registration.allow_remote_request_uris = true).await;
+    let ts = TestServer::start_with(|c| {
+        c.registration.allow_remote_request_uris = true;
+        fetch_from_loopback(c);
+    })
+    .await;
     let key = client_key(JwsAlg::PS256);
     let (cert, cert_key) = trusted_server_cert(&ts);
     let id = format!("f1-{}", &random_token()[..8]);
@@ -84,11 +88,89 @@ async fn client_hosted_request_uri() {
     assert_eq!(status, 400, "an unregistered request_uri is refused");
 
     // Off by default.
-    let ts = TestServer::start().await;
+    let ts = TestServer::start_with(fetch_from_loopback).await;
     ts.register(json!({"client_id": id, "profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key),
         "redirect_uris": [ts.url("/demo/callback")], "request_uris": [registered]}))
         .await;
     let (status, body) = authorize(&ts, &id, &registered).await;
     assert_eq!(status, 400);
     assert!(body.contains("invalid_request_uri"), "{body}");
+}
+
+/// Registers a `private_key_jwt` client whose keys are at `jwks_uri`.
+async fn register_with_jwks_uri(ts: &TestServer, jwks_uri: &str) -> String {
+    ts.register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": jwks_uri, "redirect_uris": ["https://app.example/cb"]}))
+        .await
+}
+
+/// Issue 12 point 4: the SSRF guard stays on in development mode. Keys served on loopback
+/// (by name, IPv4 literal, IPv6 literal) are never fetched, so the client cannot
+/// authenticate (401 `invalid_client`), and a client-hosted `request_uri` there is
+/// `invalid_request_uri`; only `outbound.allow_private_addresses` lets them through.
+#[tokio::test]
+async fn internal_addresses_are_refused_in_development_mode() {
+    let ts = TestServer::start_with(|c| {
+        assert!(c.development, "the kit runs a development set-up");
+        c.registration.allow_remote_request_uris = true;
+    })
+    .await;
+    let key = client_key(JwsAlg::PS256);
+    let (cert, cert_key) = trusted_server_cert(&ts);
+    let (port, _stop) = host(&cert, &cert_key, vec![("/jwks.json", jwks_of(&key).to_string())]).await;
+    let (port6, _stop6) = host_on(
+        std::net::Ipv6Addr::LOCALHOST.into(),
+        &cert,
+        &cert_key,
+        files_app(vec![("/jwks.json", jwks_of(&key).to_string())]),
+    )
+    .await;
+    for uri in [
+        format!("https://localhost:{port}/jwks.json"),
+        format!("https://127.0.0.1:{port}/jwks.json"),
+        format!("https://[::1]:{port6}/jwks.json"),
+        format!("https://[::ffff:127.0.0.1]:{port}/jwks.json"),
+    ] {
+        let id = register_with_jwks_uri(&ts, &uri).await;
+        assert_error(&token_with(&ts, &id, &key).await, 401, "invalid_client");
+    }
+
+    let id = format!("f1-{}", &random_token()[..8]);
+    let (ro_port, _stop_ro) = host(&cert, &cert_key, vec![("/ro.jwt", fapi1_object(&ts, &id, &key))]).await;
+    let registered = format!("https://localhost:{ro_port}/ro.jwt");
+    ts.register(json!({"client_id": id, "profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key),
+        "redirect_uris": [ts.url("/demo/callback")], "request_uris": [registered]}))
+        .await;
+    let (status, body) = authorize(&ts, &id, &registered).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_request_uri"), "{body}");
+}
+
+/// Issue 12 point 4: a `jwks_uri` with a literal IPv6 address is fetched (here loopback,
+/// let through by the explicit override; the server certificate names `::1`).
+#[tokio::test]
+async fn jwks_uri_with_a_literal_ipv6_address_is_fetched() {
+    let ts = TestServer::start_with(fetch_from_loopback).await;
+    let key = client_key(JwsAlg::ES256);
+    let (cert, cert_key) = trusted_server_cert(&ts);
+    let app = files_app(vec![("/jwks.json", jwks_of(&key).to_string())]);
+    let (port, _stop) = host_on(std::net::Ipv6Addr::LOCALHOST.into(), &cert, &cert_key, app).await;
+    let id = register_with_jwks_uri(&ts, &format!("https://[::1]:{port}/jwks.json")).await;
+    assert_token(&token_with(&ts, &id, &key).await);
+}
+
+/// Issue 12 point 4: redirects are not followed, so a vetted URL cannot hand the fetch on
+/// to another address; the keys at the redirect's target work when registered directly.
+#[tokio::test]
+async fn jwks_uri_redirects_are_not_followed() {
+    let ts = TestServer::start_with(fetch_from_loopback).await;
+    let key = client_key(JwsAlg::ES256);
+    let (cert, cert_key) = trusted_server_cert(&ts);
+    let app = files_app(vec![("/keys.json", jwks_of(&key).to_string())])
+        .route("/jwks.json", axum::routing::get(|| async { axum::response::Redirect::temporary("/keys.json") }));
+    let (port, _stop) = host_on(std::net::Ipv4Addr::LOCALHOST.into(), &cert, &cert_key, app).await;
+    let id = register_with_jwks_uri(&ts, &format!("https://localhost:{port}/jwks.json")).await;
+    assert_error(&token_with(&ts, &id, &key).await, 401, "invalid_client");
+    let id = register_with_jwks_uri(&ts, &format!("https://localhost:{port}/keys.json")).await;
+    assert_token(&token_with(&ts, &id, &key).await);
 }

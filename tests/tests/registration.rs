@@ -25,10 +25,19 @@ async fn with_initial_token() -> TestServer {
 
 /// A server that trusts software statements signed by `directory` (and has no initial access token).
 async fn with_directory(directory: &LocalSigningKey) -> TestServer {
+    with_only_directory_and(directory, |_| {}).await
+}
+
+/// [`with_directory`] with `adjust` applied.
+async fn with_only_directory_and(
+    directory: &LocalSigningKey,
+    adjust: impl FnOnce(&mut strongroom_server::config::Config),
+) -> TestServer {
     let jwks = jwks_of(directory).to_string();
     TestServer::start_with(move |c| {
         c.registration.software_statement_jwks = Some(jwks);
         c.registration.software_statement_issuer = Some(DIRECTORY.into());
+        adjust(c);
     })
     .await
 }
@@ -360,7 +369,8 @@ async fn software_statement_registers_a_client_that_gets_a_token() {
 #[tokio::test]
 async fn software_statements_bound_the_registration() {
     let directory = client_key(JwsAlg::ES256);
-    let ts = with_directory(&directory).await;
+    // The statement's software_jwks_endpoint below is served on loopback.
+    let ts = with_only_directory_and(&directory, fetch_from_loopback).await;
     let key: &LocalSigningKey = &SOFTWARE;
     let register = |ssa: String, extra: Value| {
         let mut m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(key),
@@ -679,10 +689,7 @@ async fn with_directory_and(
     directory: &LocalSigningKey,
     adjust: impl FnOnce(&mut strongroom_server::config::Config),
 ) -> TestServer {
-    let jwks = jwks_of(directory).to_string();
-    TestServer::start_with(move |c| {
-        c.registration.software_statement_jwks = Some(jwks);
-        c.registration.software_statement_issuer = Some(DIRECTORY.into());
+    with_only_directory_and(directory, move |c| {
         c.registration.initial_access_token = Some(iat_token());
         adjust(c);
     })

@@ -14,6 +14,7 @@ pub mod dpop;
 pub mod error;
 pub mod jose;
 pub mod mtls;
+pub mod outbound;
 pub mod pkce;
 pub mod policy;
 pub mod random;

@@ -21,7 +21,7 @@ pub const ALLOWED_ALGORITHMS: [&str; 3] = ["PS256", "ES256", "EdDSA"];
 
 /// Top-level keys; environment variables whose first segment is not one of these are
 /// ignored (so e.g. `STRONGROOM_CONFIG`, read by the CLI, is not an unknown key).
-const TOP_LEVEL_KEYS: [&str; 17] = [
+const TOP_LEVEL_KEYS: [&str; 18] = [
     "issuer",
     "development",
     "data_dir",
@@ -39,6 +39,7 @@ const TOP_LEVEL_KEYS: [&str; 17] = [
     "admin",
     "registration",
     "metrics",
+    "outbound",
 ];
 
 /// The whole server configuration.
@@ -80,6 +81,30 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// Prometheus metrics listener.
     pub metrics: MetricsConfig,
+    /// Outbound fetches (client `jwks_uri`, client-hosted `request_uri`).
+    pub outbound: OutboundConfig,
+}
+
+/// `[outbound]`: how the server fetches client-hosted documents.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Turn the SSRF guard off: let fetches reach loopback, private and reserved addresses.
+    /// For tests and labs only; independent of `development`. Logged as a warning.
+    pub allow_private_addresses: bool,
+    /// An HTTP(S) proxy for all outbound fetches. Unset: connect directly; the
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` environment variables are ignored.
+    pub proxy: Option<String>,
+}
+
+/// The proxy URL may carry credentials.
+impl fmt::Debug for OutboundConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundConfig")
+            .field("allow_private_addresses", &self.allow_private_addresses)
+            .field("proxy", &self.proxy.as_deref().map(redact_url_password))
+            .finish()
+    }
 }
 
 /// `[metrics]`: the Prometheus listener (plain HTTP, `GET /metrics`).
@@ -313,6 +338,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             registration: RegistrationConfig::default(),
             metrics: MetricsConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -397,6 +423,7 @@ impl fmt::Debug for Config {
             .field("admin", &self.admin)
             .field("registration", &self.registration)
             .field("metrics", &self.metrics)
+            .field("outbound", &self.outbound)
             .finish()
     }
 }
@@ -565,6 +592,14 @@ impl Config {
                 "listen.handshake_timeout_secs",
                 format!("must be between 1 and 300, got {}", self.listen.handshake_timeout_secs),
             );
+        }
+
+        // [outbound]
+        if let Some(proxy) = &self.outbound.proxy {
+            match url::Url::parse(proxy) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => p.add("outbound.proxy", "must be an http or https URL with a host"),
+            }
         }
 
         // [tls]

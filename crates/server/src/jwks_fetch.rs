@@ -2,11 +2,13 @@
 //! only, with a timeout, a size cap, a cache, a refetch on unknown `kid`, and a guard
 //! against requests to internal addresses (SSRF).
 
+use crate::config::OutboundConfig;
 use jsonwebtoken::jwk::JwkSet;
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use strongroom_protocol::outbound::is_internal;
 
 /// How long a fetched key set is reused.
 const CACHE_SECS: i64 = 300;
@@ -34,28 +36,37 @@ pub struct JwksFetcher {
     http: reqwest::Client,
     cache: Mutex<HashMap<String, (i64, JwkSet)>>,
     allow_private_addresses: bool,
-    extra_roots: Vec<reqwest::Certificate>,
+    via_proxy: bool,
 }
 
 impl JwksFetcher {
-    /// A fetcher; `allow_private_addresses` is for tests and development only;
-    /// `extra_roots` are trusted beside the system's (F2SP-5.2.1-5: server certificates of
-    /// outbound connections are always validated).
-    pub fn new(allow_private_addresses: bool, extra_roots: Vec<reqwest::Certificate>) -> anyhow::Result<JwksFetcher> {
-        let http = Self::builder(&extra_roots).build()?;
-        Ok(JwksFetcher { http, cache: Mutex::new(HashMap::new()), allow_private_addresses, extra_roots })
-    }
-
-    fn builder(extra_roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
+    /// A fetcher with the `[outbound]` settings; `extra_roots` are trusted beside the
+    /// system's (F2SP-5.2.1-5: server certificates of outbound connections are always
+    /// validated).
+    pub fn new(config: &OutboundConfig, extra_roots: Vec<reqwest::Certificate>) -> anyhow::Result<JwksFetcher> {
+        let allow = config.allow_private_addresses;
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
-            .https_only(true);
+            .https_only(true)
+            // Proxy environment variables would route fetches past the address check.
+            .no_proxy();
         for root in extra_roots {
-            b = b.add_root_certificate(root.clone());
+            b = b.add_root_certificate(root);
         }
-        b
+        b = match &config.proxy {
+            // The resolver then only finds the proxy, which the operator chose; targets
+            // are vetted before each request instead.
+            Some(proxy) => b.proxy(reqwest::Proxy::all(proxy.as_str())?),
+            None => b.dns_resolver(Arc::new(VettingResolver { allow_private_addresses: allow })),
+        };
+        Ok(JwksFetcher {
+            http: b.build()?,
+            cache: Mutex::new(HashMap::new()),
+            allow_private_addresses: allow,
+            via_proxy: config.proxy.is_some(),
+        })
     }
 
     /// The key set at `uri`; `force` refetches (unknown `kid`) unless fetched very recently.
@@ -98,27 +109,19 @@ impl JwksFetcher {
         if url.scheme() != "https" {
             return Err(FetchError::Forbidden("not https"));
         }
-        let host = url.host_str().ok_or(FetchError::Forbidden("no host"))?.to_string();
-        let port = url.port_or_known_default().unwrap_or(443);
-        let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|_| FetchError::Unreachable)?
-            .map(|a| a.ip())
-            .collect();
-        if addrs.is_empty() {
-            return Err(FetchError::Unreachable);
+        match url.host().ok_or(FetchError::Forbidden("no host"))? {
+            // An address literal is connected to as written, without a lookup.
+            url::Host::Ipv4(ip) => self.vet(&[IpAddr::V4(ip)])?,
+            url::Host::Ipv6(ip) => self.vet(&[IpAddr::V6(ip)])?,
+            // Without a proxy the resolver vets the very addresses connected to.
+            url::Host::Domain(name) if self.via_proxy => {
+                vetted_addresses(name, self.allow_private_addresses).await?;
+            }
+            url::Host::Domain(_) => {}
         }
-        if !self.allow_private_addresses && addrs.iter().any(|ip| is_internal(*ip)) {
-            return Err(FetchError::Forbidden("internal address"));
-        }
-        // Pin the connection to the checked addresses, so a second DNS answer cannot
-        // point it elsewhere.
-        let pinned: Vec<std::net::SocketAddr> = addrs.iter().map(|ip| std::net::SocketAddr::new(*ip, port)).collect();
-        let client = Self::builder(&self.extra_roots)
-            .resolve_to_addrs(&host, &pinned)
-            .build()
-            .unwrap_or_else(|_| self.http.clone());
-        let mut resp = client.get(url).send().await.map_err(|_| FetchError::Unreachable)?;
+        let mut resp =
+            self.http.get(url).send().await.map_err(|e| refusal_in(&e).unwrap_or(FetchError::Unreachable))?;
+        // Redirects are not followed (Policy::none): a 3xx is a failure like any non-2xx.
         if !resp.status().is_success() {
             return Err(FetchError::Unreachable);
         }
@@ -131,68 +134,103 @@ impl JwksFetcher {
         }
         Ok(body)
     }
+
+    fn vet(&self, addrs: &[IpAddr]) -> Result<(), FetchError> {
+        vet(addrs, self.allow_private_addresses)
+    }
 }
 
-/// Loopback, private, link-local, unique-local, CGNAT, multicast and unspecified
-/// addresses are never fetched from.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || o[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-        }
+/// Refuses the lot when any address is internal (a name with one internal answer is not
+/// trusted with the others either).
+fn vet(addrs: &[IpAddr], allow_private_addresses: bool) -> Result<(), FetchError> {
+    if !allow_private_addresses && addrs.iter().any(|ip| is_internal(*ip)) {
+        return Err(FetchError::Forbidden("internal address"));
     }
+    Ok(())
+}
+
+/// The addresses of `host`, all of them vetted.
+async fn vetted_addresses(host: &str, allow_private_addresses: bool) -> Result<Vec<SocketAddr>, FetchError> {
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host, 0)).await.map_err(|_| FetchError::Unreachable)?.collect();
+    if addrs.is_empty() {
+        return Err(FetchError::Unreachable);
+    }
+    vet(&addrs.iter().map(SocketAddr::ip).collect::<Vec<_>>(), allow_private_addresses)?;
+    Ok(addrs)
+}
+
+/// The HTTP client's only name resolution: connections go to the addresses checked here,
+/// so a second DNS answer (rebinding) cannot redirect them.
+struct VettingResolver {
+    allow_private_addresses: bool,
+}
+
+impl reqwest::dns::Resolve for VettingResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_private_addresses;
+        Box::pin(async move {
+            let addrs = vetted_addresses(name.as_str(), allow).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The guard's refusal, when that is what made a request fail.
+fn refusal_in(error: &(dyn std::error::Error + 'static)) -> Option<FetchError> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(FetchError::Forbidden(why)) = e.downcast_ref::<FetchError>() {
+            return Some(FetchError::Forbidden(why));
+        }
+        cause = e.source();
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn internal_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.0.0.1",
-            "192.168.1.1",
-            "172.16.0.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "0.0.0.0",
-        ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
-        }
+    fn guarded() -> JwksFetcher {
+        JwksFetcher::new(&OutboundConfig::default(), Vec::new()).unwrap()
     }
 
     #[tokio::test]
     async fn non_https_and_internal_uris_are_refused() {
-        let f = JwksFetcher::new(false, Vec::new()).unwrap();
-        assert!(matches!(f.get("http://example.com/jwks", false, 0).await, Err(FetchError::Forbidden(_))));
-        assert!(matches!(f.get("https://127.0.0.1:9/jwks", false, 0).await, Err(FetchError::Forbidden(_))));
+        let f = guarded();
+        for uri in [
+            "http://example.com/jwks",
+            "https://127.0.0.1:9/jwks",
+            "https://[::1]:9/jwks",
+            "https://[::ffff:7f00:1]:9/jwks",
+            "https://[64:ff9b::a9fe:a9fe]/jwks",
+            "https://[2002:a9fe:a9fe::1]/jwks",
+            "https://[2001::1]/jwks",
+            "https://198.18.0.1/jwks",
+            "https://0x7f.1/jwks",
+            "https://localhost:9/jwks",
+        ] {
+            assert!(matches!(f.get(uri, false, 0).await, Err(FetchError::Forbidden(_))), "{uri}");
+            assert!(matches!(f.request_object(uri).await, Err(FetchError::Forbidden(_))), "{uri}");
+        }
+    }
+
+    /// A name is vetted on every fetch, by the resolver the connection uses.
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_is_refused_by_the_resolver() {
+        let f = guarded();
+        let r = f.fetch_bytes("https://localhost:9/jwks").await;
+        assert!(matches!(r, Err(FetchError::Forbidden("internal address"))), "{r:?}");
+    }
+
+    /// With the guard explicitly off, loopback is connected to (here: nothing listens).
+    #[tokio::test]
+    async fn the_explicit_override_lets_loopback_through() {
+        let config = OutboundConfig { allow_private_addresses: true, proxy: None };
+        let f = JwksFetcher::new(&config, Vec::new()).unwrap();
+        for uri in ["https://127.0.0.1:9/jwks", "https://[::1]:9/jwks", "https://localhost:9/jwks"] {
+            assert!(matches!(f.get(uri, false, 0).await, Err(FetchError::Unreachable)), "{uri}");
+        }
     }
 }

@@ -137,7 +137,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             std::fs::read(path).with_context(|| format!("tls.outbound_ca_certs: cannot read {}", path.display()))?;
         roots.extend(reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| anyhow!("tls.outbound_ca_certs: {e}"))?);
     }
-    let jwks_fetcher = jwks_fetch::JwksFetcher::new(config.development, roots)?;
+    if config.outbound.allow_private_addresses {
+        tracing::warn!(
+            "outbound.allow_private_addresses is on: client jwks_uri and request_uri fetches may reach \
+             loopback, private and reserved addresses (tests and labs only)"
+        );
+    }
+    let jwks_fetcher = jwks_fetch::JwksFetcher::new(&config.outbound, roots)?;
     let state =
         Arc::new(AppState::new(config.clone(), store, keys, &nonce_secret(&kek), client_trust, jwks_fetcher, pages));
 

@@ -199,11 +199,31 @@ fn other_invalid_values_name_their_keys() {
             ("[admin]\ntoken = \"short\"\n", "admin.token"),
             ("[pages]\ntemplates_dir = \"no-such-dir\"\n", "pages.templates_dir"),
             ("[limits]\nmax_body_bytes = 0\n", "limits.max_body_bytes"),
+            ("[outbound]\nproxy = \"socks5://proxy.internal:1080\"\n", "outbound.proxy"),
+            ("[outbound]\nproxy = \"not a url\"\n", "outbound.proxy"),
         ] {
             let result = load_toml(jail, Some(toml));
             assert!(result.is_err(), "{toml:?} must be rejected");
             assert_names_key(result, key);
         }
+        Ok(())
+    });
+}
+
+/// Issue 12 point 4: the SSRF guard is on by default, development or not; only the explicit
+/// key turns it off.
+#[test]
+fn the_outbound_guard_is_off_only_when_configured() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let c = load_toml(jail, Some("development = true\n")).expect("valid");
+        assert!(c.development && !c.outbound.allow_private_addresses);
+        assert!(c.outbound.proxy.is_none());
+        jail.set_env("STRONGROOM_OUTBOUND__ALLOW_PRIVATE_ADDRESSES", "true");
+        jail.set_env("STRONGROOM_OUTBOUND__PROXY", "http://user:secret@proxy.internal:3128");
+        let c = load_toml(jail, None).expect("valid");
+        assert!(c.outbound.allow_private_addresses);
+        assert!(!format!("{c:?}").contains("secret"), "the proxy password is redacted");
         Ok(())
     });
 }
