@@ -77,12 +77,12 @@ start_strongroom() { # db
   cat > "$WORK/$db/c1.json" <<JSON
 {"client_id": "bench-cc-mtls", "profile": "fapi2-security", "token_endpoint_auth_method": "tls_client_auth",
  "tls_client_auth_subject_dn": "CN=demo-fapi2-mtls,O=Strongroom Demo", "tls_client_certificate_bound_access_tokens": true,
- "grant_types": ["client_credentials"], "redirect_uris": []}
+ "grant_types": ["client_credentials"], "scope": "accounts payments", "redirect_uris": []}
 JSON
   cat > "$WORK/$db/c2.json" <<JSON
 {"client_id": "bench-cc-jwt", "profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt",
  "token_endpoint_auth_signing_alg": "ES256", "jwks": {"keys": [$jwk]}, "dpop_bound_access_tokens": true,
- "grant_types": ["client_credentials"], "redirect_uris": []}
+ "grant_types": ["client_credentials"], "scope": "accounts payments", "redirect_uris": []}
 JSON
   cat > "$WORK/$db/c3.json" <<JSON
 {"client_id": "bench-fapi2-ps256", "profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt",

@@ -54,7 +54,11 @@ pub fn client() -> &'static Client {
             Ok(m) => m,
             Err(e) => panic!("fuzz client metadata: {e}"),
         };
-        match validate_client_metadata(metadata, "fuzz-client".into()) {
+        match validate_client_metadata(
+            metadata,
+            "fuzz-client".into(),
+            &strongroom_protocol::client_rules::ClientRules::default(),
+        ) {
             Ok(c) => c,
             Err(e) => panic!("fuzz client refused: {e:?}"),
         }
@@ -170,13 +174,19 @@ pub fn request_object(data: &[u8]) {
 /// Client metadata JSON, as sent to dynamic registration or the admin API.
 pub fn client_metadata(data: &[u8]) {
     let Ok(metadata) = serde_json::from_slice::<ClientMetadata>(data) else { return };
-    if let Ok(client) = validate_client_metadata(metadata, "fuzz".into()) {
+    if let Ok(client) =
+        validate_client_metadata(metadata, "fuzz".into(), &strongroom_protocol::client_rules::ClientRules::default())
+    {
         // A registered client re-validates to the same client: validation is a fixed point.
         let Ok(again) = serde_json::to_value(&client.metadata).and_then(serde_json::from_value::<ClientMetadata>)
         else {
             panic!("validated metadata does not serialise back");
         };
-        assert!(validate_client_metadata(again, "fuzz".into()).is_ok(), "validated metadata refused on re-validation");
+        assert!(
+            validate_client_metadata(again, "fuzz".into(), &strongroom_protocol::client_rules::ClientRules::default())
+                .is_ok(),
+            "validated metadata refused on re-validation"
+        );
     }
 }
 

@@ -97,9 +97,20 @@ impl TestServer {
         self.pki.issue_client_cert_pem(common_name).expect("client cert")
     }
 
-    /// Registers a client through the service layer (as `clients add` does).
-    pub async fn register(&self, metadata: Value) -> String {
-        strongroom_server::service::add_client(&self.server.state.store, metadata, now())
+    /// Registers a client through the service layer (as `clients add` does), with the kit's
+    /// grant types and scopes ([`kit::KIT_GRANT_TYPES`], [`kit::KIT_SCOPE`]) where the
+    /// metadata names none. Tests of the server's own defaults use [`Self::register_exact`].
+    pub async fn register(&self, mut metadata: Value) -> String {
+        if let Some(m) = metadata.as_object_mut() {
+            m.entry("grant_types").or_insert_with(|| json!(kit::KIT_GRANT_TYPES));
+            m.entry("scope").or_insert_with(|| json!(kit::KIT_SCOPE));
+        }
+        self.register_exact(metadata).await
+    }
+
+    /// Registers a client through the service layer with exactly the metadata given.
+    pub async fn register_exact(&self, metadata: Value) -> String {
+        strongroom_server::service::add_client(&self.server.state.store, &self.server.state.rules, metadata, now())
             .await
             .expect("client registers")
             .client_id
@@ -349,6 +360,13 @@ pub mod kit {
         form.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         form
     }
+
+    /// What the kit's clients register unless `extra` says otherwise: every grant the tests
+    /// drive, and every scope of the built-in catalogue (the server's own defaults are
+    /// `authorization_code` and the OpenID Connect scopes only).
+    pub const KIT_GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+    /// See [`KIT_GRANT_TYPES`].
+    pub const KIT_SCOPE: &str = "openid profile email offline_access accounts payments";
 
     /// Registers a `private_key_jwt` client with `key` under `profile`, plus `extra` metadata.
     pub async fn register_pkjwt(ts: &TestServer, key: &LocalSigningKey, profile: &str, extra: Value) -> String {

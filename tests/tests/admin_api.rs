@@ -100,7 +100,8 @@ async fn admin_api_manages_clients_and_users() {
     let ts = with_admin().await;
     let key = client_key(JwsAlg::ES256);
     let m = json!({"client_id": "payments-app", "profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt",
-        "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]});
+        "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"],
+        "grant_types": ["authorization_code", "client_credentials"], "scope": "openid accounts"});
     let r = send(call(&ts, "POST", "/admin/clients", Some(&m))).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["client_id"], "payments-app");

@@ -336,6 +336,7 @@ async fn client_secret_methods_are_refused_for_fapi() {
     for method in ["client_secret_basic", "client_secret_post", "client_secret_jwt"] {
         let refused = strongroom_server::service::add_client(
             &ts.server.state.store,
+            &ts.server.state.rules,
             json!({"profile": "fapi2-security", "token_endpoint_auth_method": method,
                 "redirect_uris": ["https://app.example/cb"]}),
             now(),
@@ -559,6 +560,7 @@ async fn weak_client_keys_are_refused_at_registration() {
     for profile in ["fapi2-security", "fapi1-advanced"] {
         let refused = strongroom_server::service::add_client(
             &ts.server.state.store,
+            &ts.server.state.rules,
             json!({"profile": profile, "token_endpoint_auth_method": "private_key_jwt",
                 "jwks": {"keys": [weak]}, "redirect_uris": ["https://app.example/cb"]}),
             now(),

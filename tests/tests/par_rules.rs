@@ -133,7 +133,9 @@ async fn small_ec_keys_are_refused_at_registration() {
     let ts = TestServer::start().await;
     let jwks = json!({"keys": [{"kty": "EC", "crv": "P-192", "x": "AQID", "y": "BAUG"}]});
     let meta = json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks, "redirect_uris": [REDIRECT]});
-    let err = strongroom_server::service::add_client(&ts.server.state.store, meta, now()).await.unwrap_err();
+    let err = strongroom_server::service::add_client(&ts.server.state.store, &ts.server.state.rules, meta, now())
+        .await
+        .unwrap_err();
     assert!(err.to_string().starts_with("jwks"), "{err}");
 }
 

@@ -62,7 +62,8 @@ fn statement(key: &LocalSigningKey, claims: Value) -> String {
 
 fn statement_claims(extra: Value) -> Value {
     let mut c = json!({"iss": DIRECTORY, "iat": now(), "software_id": "sw-acme-1", "software_jwks": jwks_of(&SOFTWARE),
-        "software_redirect_uris": ["https://acme.example/cb", "https://acme.example/cb2"]});
+        "software_redirect_uris": ["https://acme.example/cb", "https://acme.example/cb2"],
+        "grant_types": ["authorization_code", "refresh_token", "client_credentials"], "scope": "openid accounts payments"});
     if let (Some(m), Value::Object(e)) = (c.as_object_mut(), extra) {
         m.extend(e);
     }
@@ -95,7 +96,8 @@ async fn dcr_signed(ts: &TestServer, metadata: &Value) -> Reply {
 
 fn pkjwt_metadata(key: &LocalSigningKey, profile: &str) -> Value {
     json!({"profile": profile, "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(key),
-        "redirect_uris": ["https://app.example/cb"], "client_name": "Example App"})
+        "redirect_uris": ["https://app.example/cb"], "client_name": "Example App",
+        "grant_types": ["authorization_code", "refresh_token", "client_credentials"], "scope": "openid accounts payments"})
 }
 
 #[track_caller]
@@ -152,7 +154,8 @@ async fn each_profile_registers_with_the_initial_access_token() {
     let (cert, cert_key) = ts.trusted_cert("dcr-tls-1");
     let mtls = ts.mtls_client(&cert, &cert_key);
     let m = json!({"profile": "fapi2-security", "token_endpoint_auth_method": "tls_client_auth",
-        "tls_client_auth_subject_dn": demo_dn("dcr-tls-1"), "redirect_uris": ["https://app.example/cb"]});
+        "tls_client_auth_subject_dn": demo_dn("dcr-tls-1"), "redirect_uris": ["https://app.example/cb"],
+        "grant_types": ["authorization_code", "client_credentials"], "scope": "openid accounts"});
     let r = dcr_with(&mtls, &ts.mtls_url("/register"), Some(&t), &m).await;
     let tls_id = assert_registered(&r);
     assert_eq!(r.body["registration_client_uri"], json!(ts.mtls_url(&format!("/register/{tls_id}"))));

@@ -132,7 +132,7 @@ async fn run() -> anyhow::Result<()> {
                             .with_context(|| format!("cannot read {}", metadata.display()))?
                     };
                     let value: serde_json::Value = serde_json::from_str(&raw).context("metadata: not JSON")?;
-                    let created = service::add_client(&store, value, now()).await?;
+                    let created = service::add_client(&store, &config.client_rules(), value, now()).await?;
                     let mut out = serde_json::json!({"client_id": created.client_id, "metadata": created.metadata});
                     if let Some(s) = created.client_secret {
                         out["client_secret"] = s.into();

@@ -305,9 +305,10 @@ mod tests {
         let (k, _) = LocalSigningKey::generate("k", JwsAlg::ES256).unwrap();
         let m: ClientMetadata =
             serde_json::from_value(json!({"profile": profile, "token_endpoint_auth_method": "private_key_jwt",
-            "jwks": {"keys": [k.public_jwk()]}, "redirect_uris": ["https://c.example/cb"]}))
+            "jwks": {"keys": [k.public_jwk()]}, "redirect_uris": ["https://c.example/cb"],
+            "scope": "openid profile email offline_access accounts payments"}))
             .unwrap();
-        validate_client_metadata(m, "c1".into()).unwrap()
+        validate_client_metadata(m, "c1".into(), &crate::client_rules::ClientRules::default()).unwrap()
     }
 
     fn params(extra: &[(&str, &str)]) -> Params {
@@ -425,9 +426,10 @@ mod tests {
     fn registered_response_modes_are_enforced() {
         let (k, _) = LocalSigningKey::generate("k", JwsAlg::ES256).unwrap();
         let m: ClientMetadata = serde_json::from_value(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt",
-            "jwks": {"keys": [k.public_jwk()]}, "redirect_uris": ["https://c.example/cb"], "response_modes": ["query.jwt"]}))
+            "jwks": {"keys": [k.public_jwk()]}, "redirect_uris": ["https://c.example/cb"], "response_modes": ["query.jwt"],
+            "scope": "openid accounts"}))
         .unwrap();
-        let c = validate_client_metadata(m, "c1".into()).unwrap();
+        let c = validate_client_metadata(m, "c1".into(), &crate::client_rules::ClientRules::default()).unwrap();
         assert!(validate_authorization_request(&params(&[("response_mode", "query.jwt")]), &c, true).is_ok());
         let err = validate_authorization_request(&params(&[("response_mode", "jwt")]), &c, true).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidRequest);
@@ -453,9 +455,14 @@ mod tests {
         let (k, _) = LocalSigningKey::generate("k", JwsAlg::ES256).unwrap();
         let client = |extra: serde_json::Value| {
             let mut m = json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt",
-                "jwks": {"keys": [k.public_jwk()]}, "redirect_uris": ["https://c.example/cb"]});
+                "jwks": {"keys": [k.public_jwk()]}, "redirect_uris": ["https://c.example/cb"], "scope": "openid accounts"});
             m.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-            validate_client_metadata(serde_json::from_value(m).unwrap(), "c1".into()).unwrap()
+            validate_client_metadata(
+                serde_json::from_value(m).unwrap(),
+                "c1".into(),
+                &crate::client_rules::ClientRules::default(),
+            )
+            .unwrap()
         };
         let open = client(json!({}));
         assert!(validate_authorization_request(&params(&[]), &open, true).is_ok());

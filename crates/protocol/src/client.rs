@@ -1,6 +1,7 @@
 //! Client metadata (RFC 7591 plus our `profile`), its validation against the client's
 //! profile, and the normalized [`Client`] every endpoint works with.
 
+use crate::client_rules::ClientRules;
 use crate::error::ErrorCode;
 use crate::jose::{JwsAlg, check_key_strength, is_private_jwk};
 use crate::policy::{AuthMethod, Policy, Profile, ResponseMode, ResponseType, SenderConstraint};
@@ -228,16 +229,18 @@ impl Client {
     }
 }
 
-/// Scopes the server knows, used when a client registers none.
-pub const DEFAULT_SCOPES: &str = "openid profile email offline_access accounts payments";
-
-/// Validates metadata against its profile and fills defaults with the profile's safest
-/// choice. Every refusal names the field (issue: registration refuses what the profile
-/// forbids).
-pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Result<Client, MetadataError> {
+/// Validates metadata against its profile and the deployment's rules (enabled profiles,
+/// scope catalogue), and fills defaults with the profile's safest choice. Every refusal
+/// names the field (issue: registration refuses what the profile forbids).
+pub fn validate_client_metadata(
+    mut m: ClientMetadata,
+    client_id: String,
+    rules: &ClientRules,
+) -> Result<Client, MetadataError> {
     let profile_name = m.profile.clone().unwrap_or_else(|| Profile::Fapi2Security.as_str().to_string());
     let profile = Profile::parse(&profile_name)
         .ok_or_else(|| bad("profile", "must be fapi2-security, fapi2-message-signing, fapi1-advanced or oauth2"))?;
+    rules.check_profile(profile)?;
     m.profile = Some(profile.as_str().to_string());
     m.client_id = Some(client_id.clone());
     let policy = profile.policy();
@@ -344,8 +347,10 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
     };
     m.response_types = response_types.iter().map(|r| r.as_str().to_string()).collect();
 
+    // RFC 7591 §2: omitted `grant_types` means `authorization_code` only (issue 12 point 6:
+    // no client gets `client_credentials` or refresh tokens it did not register).
     let grant_types = if m.grant_types.is_empty() {
-        vec![GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials]
+        vec![GrantType::AuthorizationCode]
     } else {
         m.grant_types
             .iter()
@@ -411,14 +416,7 @@ pub fn validate_client_metadata(mut m: ClientMetadata, client_id: String) -> Res
         m.require_signed_request_object = Some(true);
     }
 
-    let scopes: Vec<String> = m
-        .scope
-        .clone()
-        .unwrap_or_else(|| DEFAULT_SCOPES.to_string())
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let scopes = rules.registered_scopes(profile, m.scope.as_deref())?;
     m.scope = Some(scopes.join(" "));
 
     Ok(Client {
@@ -604,6 +602,25 @@ mod tests {
     use crate::jose::LocalSigningKey;
     use serde_json::json;
 
+    /// Issue 12 point 6, RFC 7591 §2: no registered `grant_types` means `authorization_code`
+    /// only; the rules' profile and scope checks apply.
+    #[test]
+    fn defaults_grant_only_authorization_code_and_rules_apply() {
+        let m = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(),
+            "redirect_uris": ["https://a.example/cb"]});
+        let c = validate_client_metadata(meta(m.clone()), "c".into(), &ClientRules::default()).unwrap();
+        assert_eq!(c.grant_types, vec![GrantType::AuthorizationCode]);
+        assert!(!c.scopes.iter().any(|s| s == "accounts"), "{:?}", c.scopes);
+        let fapi1_only = ClientRules { profiles: vec![Profile::Fapi1Advanced], ..ClientRules::default() };
+        assert_eq!(validate_client_metadata(meta(m.clone()), "c".into(), &fapi1_only).unwrap_err().field, "profile");
+        let mut unknown = m;
+        unknown["scope"] = json!("openid admin");
+        assert_eq!(
+            validate_client_metadata(meta(unknown), "c".into(), &ClientRules::default()).unwrap_err().field,
+            "scope"
+        );
+    }
+
     fn meta(v: Value) -> ClientMetadata {
         serde_json::from_value(v).unwrap()
     }
@@ -619,6 +636,7 @@ mod tests {
             meta(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt",
                 "jwks": es256_jwks(), "redirect_uris": ["https://app.example/cb"]})),
             "c1".into(),
+            &crate::client_rules::ClientRules::default(),
         )
         .unwrap();
         assert_eq!(c.auth_method, AuthMethod::PrivateKeyJwt);
@@ -633,7 +651,7 @@ mod tests {
         for method in ["client_secret_basic", "client_secret_post", "none", "client_secret_jwt"] {
             let err = validate_client_metadata(
                 meta(json!({"profile": "fapi2-security", "token_endpoint_auth_method": method, "redirect_uris": ["https://a.example/cb"], "client_secret_hash": "x"})),
-                "c".into(),
+                "c".into(), &crate::client_rules::ClientRules::default()
             )
             .unwrap_err();
             assert_eq!(err.field, "token_endpoint_auth_method", "{method}");
@@ -651,7 +669,7 @@ mod tests {
         assert!(check_redirect_uri("https://a.example/cb#x", &crate::policy::OAUTH2).is_err());
         let err = validate_client_metadata(
             meta(json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["http://a.example/cb"]})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidRedirectUri);
@@ -666,13 +684,14 @@ mod tests {
         ] {
             let mut v = json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"]});
             v[field] = json!(alg);
-            let err = validate_client_metadata(meta(v), "c".into()).unwrap_err();
+            let err = validate_client_metadata(meta(v), "c".into(), &crate::client_rules::ClientRules::default())
+                .unwrap_err();
             assert_eq!(err.field, field);
         }
         // FAPI 1.0 has no EdDSA.
         let err = validate_client_metadata(
             meta(json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "id_token_signed_response_alg": "EdDSA"})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap_err();
         assert_eq!(err.field, "id_token_signed_response_alg");
@@ -682,15 +701,17 @@ mod tests {
     #[test]
     fn tls_client_auth_needs_exactly_one_identifier() {
         let base = json!({"token_endpoint_auth_method": "tls_client_auth", "redirect_uris": ["https://a.example/cb"]});
-        let err = validate_client_metadata(meta(base.clone()), "c".into()).unwrap_err();
+        let err =
+            validate_client_metadata(meta(base.clone()), "c".into(), &crate::client_rules::ClientRules::default())
+                .unwrap_err();
         assert_eq!(err.field, "tls_client_auth_subject_dn");
         let mut two = base.clone();
         two["tls_client_auth_subject_dn"] = json!("CN=a");
         two["tls_client_auth_san_dns"] = json!("a.example");
-        assert!(validate_client_metadata(meta(two), "c".into()).is_err());
+        assert!(validate_client_metadata(meta(two), "c".into(), &crate::client_rules::ClientRules::default()).is_err());
         let mut one = base;
         one["tls_client_auth_subject_dn"] = json!("CN=a");
-        let c = validate_client_metadata(meta(one), "c".into()).unwrap();
+        let c = validate_client_metadata(meta(one), "c".into(), &crate::client_rules::ClientRules::default()).unwrap();
         assert_eq!(c.tls_identity, Some(TlsClientIdentity::SubjectDn("CN=a".into())));
         assert!(c.mtls_bound());
     }
@@ -701,7 +722,8 @@ mod tests {
         for dn in ["garbage", "CN=#0403616263", "CN=a,", "XX=a", "CN=a\\zz"] {
             let m = json!({"token_endpoint_auth_method": "tls_client_auth", "redirect_uris": ["https://a.example/cb"],
                 "tls_client_auth_subject_dn": dn});
-            let err = validate_client_metadata(meta(m), "c".into()).unwrap_err();
+            let err = validate_client_metadata(meta(m), "c".into(), &crate::client_rules::ClientRules::default())
+                .unwrap_err();
             assert_eq!(err.field, "tls_client_auth_subject_dn", "{dn}");
         }
     }
@@ -711,6 +733,7 @@ mod tests {
         let err = validate_client_metadata(
             meta(json!({"token_endpoint_auth_method": "private_key_jwt", "redirect_uris": ["https://a.example/cb"]})),
             "c".into(),
+            &crate::client_rules::ClientRules::default(),
         )
         .unwrap_err();
         assert_eq!(err.field, "jwks");
@@ -718,6 +741,7 @@ mod tests {
             meta(json!({"token_endpoint_auth_method": "private_key_jwt", "redirect_uris": ["https://a.example/cb"],
                 "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}]}})),
             "c".into(),
+            &crate::client_rules::ClientRules::default(),
         )
         .unwrap_err();
         assert_eq!(err.field, "jwks");
@@ -734,7 +758,7 @@ mod tests {
             meta(json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(),
                 "redirect_uris": ["https://a.example/cb"], "response_types": ["code id_token"],
                 "grant_types": ["authorization_code", "implicit", "refresh_token"]})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap();
         assert_eq!(hybrid.grant_types, vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
@@ -743,7 +767,7 @@ mod tests {
             meta(json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(),
                 "redirect_uris": ["https://a.example/cb"], "response_types": ["code"],
                 "grant_types": ["authorization_code", "implicit"]})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap_err();
         assert_eq!(err.field, "grant_types");
@@ -754,7 +778,7 @@ mod tests {
     fn fapi1_defaults_to_hybrid_and_mtls_binding() {
         let c = validate_client_metadata(
             meta(json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"]})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap();
         assert_eq!(c.response_types, vec![ResponseType::CodeIdToken, ResponseType::Code]);
@@ -763,7 +787,7 @@ mod tests {
         assert!(c.requires_signed_request_object());
         let err = validate_client_metadata(
             meta(json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "dpop_bound_access_tokens": true})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap_err();
         assert_eq!(err.field, "dpop_bound_access_tokens");
@@ -774,20 +798,20 @@ mod tests {
     fn response_modes_are_checked_against_the_profile() {
         let ok = validate_client_metadata(
             meta(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "response_modes": ["query.jwt"]})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap();
         assert_eq!(ok.response_modes, Some(vec![ResponseMode::QueryJwt]));
         let err = validate_client_metadata(
             meta(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "response_modes": ["fragment"]})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap_err();
         assert_eq!(err.field, "response_modes");
         // Plain query responses are a Message Signing option (issue 10 point 3).
         let plain = validate_client_metadata(
             meta(json!({"profile": "fapi2-message-signing", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "response_modes": ["query", "jwt"]})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap();
         assert_eq!(plain.response_modes, Some(vec![ResponseMode::Query, ResponseMode::Jwt]));
@@ -799,10 +823,21 @@ mod tests {
         let base = json!({"profile": "fapi1-advanced", "token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"]});
         let mut v = base.clone();
         v["id_token_encrypted_response_alg"] = json!("RSA1_5");
-        assert_eq!(validate_client_metadata(meta(v), "c".into()).unwrap_err().field, "id_token_encrypted_response_alg");
+        assert_eq!(
+            validate_client_metadata(meta(v), "c".into(), &crate::client_rules::ClientRules::default())
+                .unwrap_err()
+                .field,
+            "id_token_encrypted_response_alg"
+        );
         let mut v = base.clone();
         v["id_token_encrypted_response_alg"] = json!("ECDH-ES");
-        assert_eq!(validate_client_metadata(meta(v.clone()), "c".into()).unwrap_err().field, "jwks", "no enc key");
+        assert_eq!(
+            validate_client_metadata(meta(v.clone()), "c".into(), &crate::client_rules::ClientRules::default())
+                .unwrap_err()
+                .field,
+            "jwks",
+            "no enc key"
+        );
         let mut keys = es256_jwks();
         let mut enc = keys["keys"][0].clone();
         enc["use"] = json!("enc");
@@ -810,7 +845,7 @@ mod tests {
         keys["keys"].as_array_mut().unwrap().push(enc);
         v["jwks"] = keys;
         v["id_token_encrypted_response_enc"] = json!("A256GCM");
-        let c = validate_client_metadata(meta(v), "c".into()).unwrap();
+        let c = validate_client_metadata(meta(v), "c".into(), &crate::client_rules::ClientRules::default()).unwrap();
         assert_eq!(c.id_token_encryption, Some(Encryption { alg: "ECDH-ES".into(), enc: "A256GCM".into() }));
     }
 
@@ -818,7 +853,7 @@ mod tests {
     fn password_grant_is_refused() {
         let err = validate_client_metadata(
             meta(json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": es256_jwks(), "redirect_uris": ["https://a.example/cb"], "grant_types": ["password"]})),
-            "c".into(),
+            "c".into(), &crate::client_rules::ClientRules::default()
         )
         .unwrap_err();
         assert_eq!(err.field, "grant_types");

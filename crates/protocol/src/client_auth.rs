@@ -300,7 +300,7 @@ mod tests {
             serde_json::from_value(json!({"profile": profile, "token_endpoint_auth_method": "private_key_jwt",
             "jwks": {"keys": [key.public_jwk()]}, "redirect_uris": ["https://c.example/cb"]}))
             .unwrap();
-        validate_client_metadata(m, "c1".into()).unwrap()
+        validate_client_metadata(m, "c1".into(), &crate::client_rules::ClientRules::default()).unwrap()
     }
 
     fn ctx<'a>(token: &'a [String], recv: &'a [String]) -> AssertionContext<'a> {

@@ -1,8 +1,9 @@
 //! Discovery metadata (OIDD §3, RFC 8414), generated from the same [`Policy`] values that
 //! enforce behaviour, so what is advertised and what is enforced cannot drift.
 
+use crate::client_rules::ClientRules;
 use crate::jose::JwsAlg;
-use crate::policy::{AuthMethod, Policy, Profile, ResponseMode, SenderConstraint};
+use crate::policy::{AuthMethod, Policy, ResponseMode, SenderConstraint};
 use serde_json::{Value, json};
 
 /// Where the server's endpoints are.
@@ -63,8 +64,8 @@ fn union<T: PartialEq + Copy>(policies: &[&Policy], pick: impl Fn(&Policy) -> &[
 
 /// The discovery document for the offered profiles. FAPI-only issuers list only FAPI
 /// algorithms (OIDD-3-rs256); `none` is never listed.
-pub fn metadata(ep: &Endpoints, profiles: &[Profile], server_algs: &[JwsAlg]) -> Value {
-    let policies: Vec<&Policy> = profiles.iter().map(|p| p.policy()).collect();
+pub fn metadata(ep: &Endpoints, rules: &ClientRules, server_algs: &[JwsAlg]) -> Value {
+    let policies: Vec<&Policy> = rules.profiles.iter().map(|p| p.policy()).collect();
     let algs: Vec<&str> = union(&policies, |p| p.signing_algs).into_iter().map(JwsAlg::as_str).collect();
     let signing: Vec<&str> = server_algs.iter().filter(|a| algs.contains(&a.as_str())).map(|a| a.as_str()).collect();
     let auth: Vec<&str> = union(&policies, |p| p.auth_methods).into_iter().map(AuthMethod::as_str).collect();
@@ -100,7 +101,7 @@ pub fn metadata(ep: &Endpoints, profiles: &[Profile], server_algs: &[JwsAlg]) ->
             "revocation_endpoint": ep.mtls(paths::REVOKE),
             "registration_endpoint": ep.mtls(paths::REGISTER),
         },
-        "scopes_supported": crate::client::DEFAULT_SCOPES.split(' ').collect::<Vec<_>>(),
+        "scopes_supported": rules.scopes_supported(),
         "response_types_supported": response_types,
         "response_modes_supported": response_modes,
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
@@ -148,6 +149,7 @@ pub fn metadata(ep: &Endpoints, profiles: &[Profile], server_algs: &[JwsAlg]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Profile;
 
     fn ep() -> Endpoints {
         Endpoints { issuer: "https://as.example".into(), mtls_base: "https://mtls.as.example".into() }
@@ -156,7 +158,8 @@ mod tests {
     /// OIDD-3-req, R9207-2.3, R8414-2-pkce, R8414-2-auth, OIDD-3-rs256.
     #[test]
     fn fapi2_only_document() {
-        let d = metadata(&ep(), &[Profile::Fapi2Security], &[JwsAlg::ES256, JwsAlg::PS256, JwsAlg::EdDSA]);
+        let rules = ClientRules { profiles: vec![Profile::Fapi2Security], ..ClientRules::default() };
+        let d = metadata(&ep(), &rules, &[JwsAlg::ES256, JwsAlg::PS256, JwsAlg::EdDSA]);
         for k in [
             "issuer",
             "authorization_endpoint",
@@ -188,7 +191,7 @@ mod tests {
 
     #[test]
     fn mixed_issuer_lists_union() {
-        let d = metadata(&ep(), &Profile::ALL, &[JwsAlg::ES256, JwsAlg::PS256]);
+        let d = metadata(&ep(), &ClientRules::default(), &[JwsAlg::ES256, JwsAlg::PS256]);
         let rts = d["response_types_supported"].as_array().unwrap();
         assert!(rts.contains(&json!("code id_token")));
         assert!(d["response_modes_supported"].as_array().unwrap().contains(&json!("jwt")));

@@ -8,6 +8,7 @@ pub mod authz;
 pub mod claims_request;
 pub mod client;
 pub mod client_auth;
+pub mod client_rules;
 pub mod discovery;
 pub mod dn;
 pub mod dpop;

@@ -155,7 +155,7 @@ mod tests {
             "jwks": {"keys": [k.public_jwk()]}, "redirect_uris": ["https://c.example/cb"]}),
         )
         .unwrap();
-        (k, validate_client_metadata(m, "c1".into()).unwrap())
+        (k, validate_client_metadata(m, "c1".into(), &crate::client_rules::ClientRules::default()).unwrap())
     }
 
     fn claims() -> Value {

@@ -335,7 +335,7 @@ mod tests {
         v["jwks"] = json!({"keys": [k.public_jwk()]});
         v["redirect_uris"] = json!(["https://c.example/cb"]);
         let m: ClientMetadata = serde_json::from_value(v).unwrap();
-        validate_client_metadata(m, "c".into()).unwrap()
+        validate_client_metadata(m, "c".into(), &crate::client_rules::ClientRules::default()).unwrap()
     }
 
     /// F2SP-5.3.2.1-4/5, R9449-5.2: FAPI clients never get Bearer tokens.

@@ -147,7 +147,7 @@ proptest! {
     fn client_metadata_never_panics(v in json_value(), fields in claims()) {
         for input in [v, Value::Object(fields)] {
             if let Ok(m) = serde_json::from_value::<ClientMetadata>(input)
-                && let Err(e) = validate_client_metadata(m, "c1".into())
+                && let Err(e) = validate_client_metadata(m, "c1".into(), &strongroom_protocol::client_rules::ClientRules::default())
             {
                 prop_assert!(!e.to_string().is_empty());
             }

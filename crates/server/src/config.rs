@@ -12,6 +12,8 @@ use base64::Engine as _;
 use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use strongroom_protocol::client_rules::{ClientRules, ScopeDefinition, builtin_scopes};
+use strongroom_protocol::policy::Profile;
 
 /// Prefix of the environment variables read by [`load`].
 pub const ENV_PREFIX: &str = "STRONGROOM_";
@@ -21,8 +23,10 @@ pub const ALLOWED_ALGORITHMS: [&str; 3] = ["PS256", "ES256", "EdDSA"];
 
 /// Top-level keys; environment variables whose first segment is not one of these are
 /// ignored (so e.g. `STRONGROOM_CONFIG`, read by the CLI, is not an unknown key).
-const TOP_LEVEL_KEYS: [&str; 18] = [
+const TOP_LEVEL_KEYS: [&str; 20] = [
     "issuer",
+    "profiles",
+    "scopes",
     "development",
     "data_dir",
     "database_url",
@@ -83,6 +87,12 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Outbound fetches (client `jwks_uri`, client-hosted `request_uri`).
     pub outbound: OutboundConfig,
+    /// The profiles clients may register with (default: all four). Discovery, registration,
+    /// the admin API and client loading follow it.
+    pub profiles: Vec<Profile>,
+    /// The scope catalogue (`[[scopes]]` tables); empty means the built-in one. Clients
+    /// register scopes only from it.
+    pub scopes: Vec<ScopeDefinition>,
 }
 
 /// `[outbound]`: how the server fetches client-hosted documents.
@@ -339,6 +349,8 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             metrics: MetricsConfig::default(),
             outbound: OutboundConfig::default(),
+            profiles: Profile::ALL.to_vec(),
+            scopes: Vec::new(),
         }
     }
 }
@@ -553,12 +565,22 @@ impl Config {
         self.key_encryption_key.as_deref().and_then(decode_key_encryption_key)
     }
 
+    /// The rules for clients this configuration sets: enabled profiles and scope catalogue.
+    pub fn client_rules(&self) -> ClientRules {
+        let scopes = if self.scopes.is_empty() { builtin_scopes() } else { self.scopes.clone() };
+        ClientRules { profiles: self.profiles.clone(), scopes }
+    }
+
     /// Check every value; the error lists each problem with its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut p = Problems::default();
 
         if let Err(m) = check_https_url(&self.issuer) {
             p.add("issuer", m);
+        }
+        for problem in self.client_rules().problems() {
+            let (key, message) = problem.split_once(": ").unwrap_or(("profiles", problem.as_str()));
+            p.add(key, message);
         }
 
         if let Some(url) = &self.database_url

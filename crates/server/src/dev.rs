@@ -9,6 +9,7 @@ use base64::Engine;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use strongroom_protocol::jose::{JwsAlg, LocalSigningKey};
+use strongroom_protocol::policy::Profile;
 use strongroom_store::SharedStore;
 
 /// Demo user name.
@@ -69,24 +70,31 @@ pub async fn seed(config: &Config, store: &SharedStore, now: i64) -> anyhow::Res
     let (mtls_cert, mtls_key) = pki.client_cert("demo-fapi2-mtls")?;
     let (fapi1_cert, fapi1_cert_key) = pki.client_cert("demo-fapi1")?;
     let (rs_cert, rs_key) = pki.client_cert("demo-resource-server")?;
+    // Grant types and scopes are registered explicitly, as a real client would: the
+    // defaults are only authorization_code and the catalogue's default scopes.
+    let code_grants = json!(["authorization_code", "refresh_token"]);
+    let scope = "openid profile email offline_access accounts payments";
     let clients = [
         json!({"client_id": "demo-fapi2-jwt", "client_name": "Demo FAPI 2.0 app (private_key_jwt + DPoP)", "profile": "fapi2-security",
                "token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": "ES256", "jwks": {"keys": [jwt_key.public_jwk()]},
-               "dpop_bound_access_tokens": true, "redirect_uris": [callback]}),
+               "dpop_bound_access_tokens": true, "redirect_uris": [callback], "grant_types": code_grants, "scope": scope}),
         json!({"client_id": "demo-fapi2-mtls", "client_name": "Demo FAPI 2.0 app (tls_client_auth)", "profile": "fapi2-security",
                "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=demo-fapi2-mtls,O=Strongroom Demo",
-               "tls_client_certificate_bound_access_tokens": true, "redirect_uris": [callback]}),
+               "tls_client_certificate_bound_access_tokens": true, "redirect_uris": [callback], "grant_types": code_grants, "scope": scope}),
         json!({"client_id": "demo-fapi1", "client_name": "Demo FAPI 1.0 Advanced app", "profile": "fapi1-advanced",
                "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [fapi1_key.public_jwk()]},
-               "tls_client_certificate_bound_access_tokens": true, "redirect_uris": [callback]}),
+               "tls_client_certificate_bound_access_tokens": true, "redirect_uris": [callback], "grant_types": code_grants, "scope": scope}),
         json!({"client_id": "demo-resource-server", "client_name": "Demo resource server", "profile": "fapi2-security",
                "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=demo-resource-server,O=Strongroom Demo",
-               "introspection_allowed": true, "grant_types": ["client_credentials"], "redirect_uris": []}),
+               "introspection_allowed": true, "grant_types": ["client_credentials"], "scope": "accounts", "redirect_uris": []}),
     ];
+    let rules = config.client_rules();
     for c in clients {
         let id = c["client_id"].as_str().unwrap_or_default().to_string();
-        if store.get_client(&id).await?.is_none() {
-            service::add_client(store, c, now).await.with_context(|| format!("demo client {id}"))?;
+        // A demo client of a profile this deployment does not enable is left out.
+        let enabled = c["profile"].as_str().and_then(Profile::parse).is_some_and(|p| rules.profiles.contains(&p));
+        if enabled && store.get_client(&id).await?.is_none() {
+            service::add_client(store, &rules, c, now).await.with_context(|| format!("demo client {id}"))?;
         }
     }
     Ok(format!(

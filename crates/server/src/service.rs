@@ -6,6 +6,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::{Value, json};
 use strongroom_protocol::client::{Client, ClientMetadata, MetadataError, validate_client_metadata};
+use strongroom_protocol::client_rules::ClientRules;
 use strongroom_protocol::jose::sha256_b64url;
 use strongroom_protocol::random::random_token;
 use strongroom_protocol::registration::check_field_types;
@@ -67,8 +68,13 @@ pub struct NewClient {
 /// Registers a client from RFC 7591 metadata plus `profile`, validated against its profile.
 /// A `client_id` in the metadata is used as given; otherwise one is generated. A client
 /// secret is generated for `client_secret_*` methods and stored only as a hash.
-pub async fn add_client(store: &SharedStore, metadata: Value, now: i64) -> Result<NewClient, ServiceError> {
-    insert_client(store, metadata, None, None, now).await
+pub async fn add_client(
+    store: &SharedStore,
+    rules: &ClientRules,
+    metadata: Value,
+    now: i64,
+) -> Result<NewClient, ServiceError> {
+    insert_client(store, rules, metadata, None, None, now).await
 }
 
 /// Parses metadata JSON, refusing wrongly typed fields by name (R7591-3.2.2).
@@ -82,6 +88,7 @@ fn parse_metadata(metadata: Value) -> Result<ClientMetadata, ServiceError> {
 
 async fn insert_client(
     store: &SharedStore,
+    rules: &ClientRules,
     metadata: Value,
     registration_token_hash: Option<String>,
     exclusive_software_id: Option<&str>,
@@ -112,7 +119,7 @@ async fn insert_client(
         }
         _ => None,
     };
-    let client = validate_client_metadata(m, client_id.clone())?;
+    let client = validate_client_metadata(m, client_id.clone(), rules)?;
     let stored = serde_json::to_value(&client.metadata).map_err(|e| ServiceError::Invalid(e.to_string()))?;
     let record = ClientRecord {
         client_id: client_id.clone(),
@@ -214,13 +221,13 @@ pub fn user_view(u: &UserRecord) -> Value {
 /// without storing it; `client_id` is a placeholder when the metadata has none. Lets a
 /// caller apply its own checks to the validated client first (e.g. the registering
 /// certificate at the registration endpoint).
-pub fn check_metadata(metadata: Value) -> Result<Client, ServiceError> {
+pub fn check_metadata(rules: &ClientRules, metadata: Value) -> Result<Client, ServiceError> {
     let mut m = parse_metadata(metadata)?;
     if matches!(m.token_endpoint_auth_method.as_deref(), Some("client_secret_basic" | "client_secret_post")) {
         m.client_secret_hash = Some(String::from("pending"));
     }
     let id = m.client_id.clone().unwrap_or_else(|| "pending".to_string());
-    Ok(validate_client_metadata(m, id)?)
+    Ok(validate_client_metadata(m, id, rules)?)
 }
 
 /// A client registered through dynamic client registration (RFC 7591).
@@ -237,6 +244,7 @@ pub struct RegisteredClient {
 /// With `exclusive_software_id`, no other client may hold that software (issue 12).
 pub async fn register_client(
     store: &SharedStore,
+    rules: &ClientRules,
     metadata: Value,
     exclusive_software_id: Option<&str>,
     now: i64,
@@ -251,14 +259,20 @@ pub async fn register_client(
     }
     let token = random_token();
     let client =
-        insert_client(store, metadata, Some(sha256_b64url(token.as_bytes())), exclusive_software_id, now).await?;
+        insert_client(store, rules, metadata, Some(sha256_b64url(token.as_bytes())), exclusive_software_id, now)
+            .await?;
     Ok(RegisteredClient { client, registration_access_token: token })
 }
 
 /// Replaces a client's metadata (RFC 7592 §2.2): validated again against its profile,
 /// which cannot change; the client secret, the registration access token and the
 /// creation time are kept.
-pub async fn update_client(store: &SharedStore, client_id: &str, metadata: Value) -> Result<Value, ServiceError> {
+pub async fn update_client(
+    store: &SharedStore,
+    rules: &ClientRules,
+    client_id: &str,
+    metadata: Value,
+) -> Result<Value, ServiceError> {
     let record =
         store.get_client(client_id).await?.ok_or_else(|| ServiceError::NotFound(format!("client {client_id}")))?;
     let current: ClientMetadata = serde_json::from_value(record.metadata.clone())
@@ -291,7 +305,7 @@ pub async fn update_client(store: &SharedStore, client_id: &str, metadata: Value
     if current.introspection_allowed.is_some() && m.introspection_allowed.is_none() {
         m.introspection_allowed = current.introspection_allowed;
     }
-    let client = validate_client_metadata(m, client_id.to_string())?;
+    let client = validate_client_metadata(m, client_id.to_string(), rules)?;
     let stored = serde_json::to_value(&client.metadata).map_err(|e| ServiceError::Invalid(e.to_string()))?;
     store.put_client(&ClientRecord { metadata: stored.clone(), ..record }).await?;
     Ok(stored)

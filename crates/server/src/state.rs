@@ -7,6 +7,7 @@ use rustls::server::danger::ClientCertVerifier;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use strongroom_protocol::client::{Client, ClientMetadata, validate_client_metadata};
+use strongroom_protocol::client_rules::ClientRules;
 use strongroom_protocol::discovery::Endpoints;
 use strongroom_protocol::dpop::NonceIssuer;
 use strongroom_store::{SharedStore, StoreError};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub jwks_fetcher: JwksFetcher,
     /// Page templates.
     pub pages: crate::pages::Pages,
+    /// Enabled profiles and the scope catalogue (from the configuration).
+    pub rules: ClientRules,
     /// Validated clients by id, with the metadata they were validated from.
     client_cache: Mutex<HashMap<String, (serde_json::Value, Arc<Client>)>>,
     /// Failed logins per username: (count, window start).
@@ -64,7 +67,9 @@ impl AppState {
     ) -> AppState {
         let endpoints = Endpoints { issuer: config.issuer.clone(), mtls_base: config.listen.mtls_base_url.clone() };
         let nonces = Arc::new(NonceIssuer::new(nonce_secret, config.dpop.nonce_rotation_secs));
+        let rules = config.client_rules();
         AppState {
+            rules,
             config,
             store,
             keys,
@@ -93,6 +98,9 @@ impl AppState {
 
     /// Loads a client. The record is read from the store every time (so a change made on
     /// another node is seen at once); validation is reused while the metadata is unchanged.
+    /// A stored client the deployment's rules no longer admit (its profile disabled, a
+    /// scope removed from the catalogue) is not usable: it is treated as unknown, with a
+    /// warning naming why, until an administrator updates it.
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
         let Some(record) = self.store.get_client(client_id).await? else {
             if let Ok(mut cache) = self.client_cache.lock() {
@@ -108,8 +116,13 @@ impl AppState {
         }
         let metadata: ClientMetadata = serde_json::from_value(record.metadata.clone())
             .map_err(|e| StoreError::Corrupt(format!("client {client_id}: {e}")))?;
-        let client = validate_client_metadata(metadata, client_id.to_string())
-            .map_err(|e| StoreError::Corrupt(format!("client {client_id}: {e}")))?;
+        let client = match validate_client_metadata(metadata, client_id.to_string(), &self.rules) {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(client_id, reason = %e, "stored client is not admitted by the current rules");
+                return Ok(None);
+            }
+        };
         let client = Arc::new(client);
         if let Ok(mut cache) = self.client_cache.lock() {
             cache.insert(client_id.to_string(), (record.metadata, client.clone()));

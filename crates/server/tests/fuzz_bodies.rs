@@ -197,7 +197,8 @@ fn client_metadata_body_on_seeds_and_mutations() {
     .collect();
     for seed in &seeds {
         let metadata: ClientMetadata = serde_json::from_slice(seed).expect("metadata");
-        validate_client_metadata(metadata, "seed".into()).expect("a metadata seed is refused");
+        validate_client_metadata(metadata, "seed".into(), &strongroom_protocol::client_rules::ClientRules::default())
+            .expect("a metadata seed is refused");
     }
     run("client_metadata", bodies::client_metadata, &seeds);
 }

@@ -181,7 +181,7 @@ async fn list_clients(_: Admin, State(state): State<AppRef>) -> AdminResult {
 /// `POST /admin/clients`: RFC 7591 metadata plus `profile` (as `strongroom clients add`).
 async fn create_client(_: Admin, State(state): State<AppRef>, headers: HeaderMap, body: Bytes) -> AdminResult {
     let metadata: Value = json_body(&headers, &body)?;
-    let created = service::add_client(&state.store, metadata, now()).await.map_err(service_error)?;
+    let created = service::add_client(&state.store, &state.rules, metadata, now()).await.map_err(service_error)?;
     tracing::info!(client_id = %created.client_id, "client added by the admin API");
     let mut out = json!({"client_id": created.client_id, "metadata": service::client_view(&created.metadata)});
     if let Some(s) = created.client_secret {

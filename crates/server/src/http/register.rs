@@ -285,12 +285,17 @@ pub async fn register(
     if metadata.contains_key("client_id") {
         return Err(OAuthError::new(ErrorCode::InvalidClientMetadata, "client_id: is assigned by the server").into());
     }
-    let client = service::check_metadata(Value::Object(metadata.clone())).map_err(service_error)?;
+    let client = service::check_metadata(&state.rules, Value::Object(metadata.clone())).map_err(service_error)?;
     check_certificate(&client, &conn)?;
-    let created =
-        service::register_client(&state.store, Value::Object(metadata), exclusive_software_id.as_deref(), now)
-            .await
-            .map_err(service_error)?;
+    let created = service::register_client(
+        &state.store,
+        &state.rules,
+        Value::Object(metadata),
+        exclusive_software_id.as_deref(),
+        now,
+    )
+    .await
+    .map_err(service_error)?;
     let c = &created.client;
     tracing::info!(client_id = %c.client_id, profile = ?client.profile, "client registered by DCR");
     let mut body =
@@ -377,10 +382,11 @@ pub async fn update(
         apply_statement(&mut metadata, &st).map_err(metadata_error)?;
         metadata.insert("software_statement".into(), token.into());
     }
-    let client = service::check_metadata(Value::Object(metadata.clone())).map_err(service_error)?;
+    let client = service::check_metadata(&state.rules, Value::Object(metadata.clone())).map_err(service_error)?;
     check_certificate(&client, &conn)?;
-    let stored =
-        service::update_client(&state.store, &client_id, Value::Object(metadata)).await.map_err(service_error)?;
+    let stored = service::update_client(&state.store, &state.rules, &client_id, Value::Object(metadata))
+        .await
+        .map_err(service_error)?;
     tracing::info!(client_id = %client_id, "client updated by RFC 7592");
     let body = client_information(&state, listener, &client_id, &stored, &token, record.created_at);
     Ok(no_store_json(StatusCode::OK, body))

@@ -6,13 +6,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use strongroom_protocol::discovery;
-use strongroom_protocol::policy::Profile;
 
 /// `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`
 /// (F2SP-5.3.2.1-1: the same document under both names).
 pub async fn openid_configuration(State(state): State<AppRef>) -> Response {
     #[allow(unused_mut)]
-    let mut doc = discovery::metadata(&state.endpoints, &Profile::ALL, &state.keys.algorithms());
+    let mut doc = discovery::metadata(&state.endpoints, &state.rules, &state.keys.algorithms());
     #[cfg(not(feature = "jwe"))]
     if let Some(m) = doc.as_object_mut() {
         m.remove("request_object_encryption_alg_values_supported");
