@@ -60,8 +60,10 @@ start_strongroom() { # db
     local dbname="srbench_${STAMP,,}"; dbname="${dbname//[^a-z0-9_]/_}"
     psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $dbname" >/dev/null
     export STRONGROOM_DATABASE_URL="${PG_ADMIN_URL%/*}/$dbname"
+    # The development set-up on PostgreSQL is refused unless asked for; the benchmark asks.
+    export STRONGROOM_DEVELOPMENT_ALLOW_PRODUCTION_SETTINGS=true
   else
-    unset STRONGROOM_DATABASE_URL || true
+    unset STRONGROOM_DATABASE_URL STRONGROOM_DEVELOPMENT_ALLOW_PRODUCTION_SETTINGS || true
   fi
   (cd "$WORK/$db" && exec "$SR" serve > "$WORK/$db/server.log" 2>&1) &
   SERVER_PID=$!

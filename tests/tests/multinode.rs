@@ -10,16 +10,20 @@ use strongroom_tests::*;
 const KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
 
 /// Node A and node B: same database, same issuer, same key-encryption key and PKI.
+/// The kit's development set-up (its test PKI) on PostgreSQL is a mix start-up refuses
+/// unless asked for; these nodes ask, as a test of the store, not of a deployment.
 async fn two_nodes() -> Option<(TestServer, TestServer)> {
     let db = fresh_pg_database().await?;
     let db_a = db.clone();
     let a = TestServer::start_with(move |c| {
+        c.development_allow_production_settings = true;
         c.database_url = Some(db_a);
         c.key_encryption_key = Some(KEK.into());
     })
     .await;
     let (issuer, mtls_base, data_dir) = (a.issuer.clone(), a.mtls_base.clone(), a.dir.path().to_path_buf());
     let b = TestServer::start_with(move |c| {
+        c.development_allow_production_settings = true;
         c.database_url = Some(db);
         c.key_encryption_key = Some(KEK.into());
         c.issuer = issuer;

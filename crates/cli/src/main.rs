@@ -217,6 +217,8 @@ fn tracing_subscriber_filter(level: &str) -> tracing_subscriber::EnvFilter {
 
 async fn serve(config: strongroom_server::config::Config) -> anyhow::Result<()> {
     init_logging(&config);
+    // Refused before seeding, so a refused start writes no demo user anywhere.
+    config.check_development_conflicts()?;
     // The development set-up is complete before the listeners answer, so whoever waits for
     // discovery finds the demo clients and their keys.
     let summary = if config.development {

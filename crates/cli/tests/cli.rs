@@ -76,3 +76,135 @@ fn admin_cli_works_on_the_database() {
     let (ok, _, err) = cli(data, &["clients", "show", "cli-app"], None);
     assert!(!ok && err.contains("not found"));
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// What one `strongroom serve` run showed: whether it came to listen, its exit status
+/// (after being stopped, when it listened), standard output and standard error.
+struct ServeRun {
+    listening: bool,
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `strongroom serve` in `data` on free loopback ports (development set-up, no
+/// configuration file) with `env` on top, and stops it as soon as it listens.
+fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> ServeRun {
+    use std::io::{BufRead, Read};
+    let (public, mtls) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .arg("serve")
+        .env_remove("STRONGROOM_CONFIG")
+        .env("NO_COLOR", "1")
+        .env("STRONGROOM_DATA_DIR", data)
+        .env("STRONGROOM_LOG__LEVEL", "info")
+        .env("STRONGROOM_LISTEN__PUBLIC", format!("127.0.0.1:{public}"))
+        .env("STRONGROOM_LISTEN__MTLS", format!("127.0.0.1:{mtls}"))
+        .env("STRONGROOM_ISSUER", format!("https://localhost:{public}"))
+        .env("STRONGROOM_LISTEN__MTLS_BASE_URL", format!("https://localhost:{mtls}"))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, stdout) = (std::sync::mpsc::channel(), child.stdout.take().unwrap());
+    let sender = lines.0;
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (mut out, mut listening) = (String::new(), false);
+    // Ends when the server listens, exits (output closed), or hangs (a generous bound,
+    // so a regression fails instead of blocking the suite).
+    while let Ok(line) = lines.1.recv_timeout(std::time::Duration::from_secs(180)) {
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with("public listener on") {
+            listening = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    ServeRun { listening, status, stdout: out, stderr: stderr.join().unwrap() }
+}
+
+/// The logged development warning: from its first line to its last.
+fn development_warning(log: &str) -> &str {
+    let start = log.find("DEVELOPMENT MODE").expect("a development warning is logged");
+    let end = log[start..].find("set development = false").map(|i| start + i).expect("the warning's last line");
+    &log[start..end]
+}
+
+/// Issue 12 point 8: a development start says loudly which demo credentials and trust exist.
+#[test]
+fn development_serve_warns_which_demo_credentials_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = serve(dir.path(), &[]);
+    assert!(run.listening, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    let line = run.stdout.lines().find(|l| l.contains("DEVELOPMENT MODE")).unwrap_or_default();
+    assert!(line.contains("WARN"), "logged as a warning: {line}");
+    let warning = development_warning(&run.stdout);
+    assert!(warning.contains("demo user: alice, with the demo password published in README.md"), "{warning}");
+    assert!(!warning.contains("wonderland-demo"), "the log does not repeat the password: {warning}");
+    for client in ["demo-fapi2-jwt", "demo-fapi2-mtls", "demo-fapi1", "demo-resource-server"] {
+        assert!(warning.contains(client), "{client}: {warning}");
+    }
+    let ca_key = dir.path().join("pki/ca-key.pem");
+    assert!(ca_key.is_file());
+    assert!(warning.contains("development CA") && warning.contains(&ca_key.display().to_string()), "{warning}");
+    assert!(warning.contains("trusted for tls_client_auth"), "{warning}");
+}
+
+/// Issue 12 point 8: development mode with a public issuer is refused before anything is
+/// seeded, naming each key and the override.
+#[test]
+fn development_serve_refuses_a_public_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = serve(
+        dir.path(),
+        &[
+            ("STRONGROOM_ISSUER", "https://as.example.com"),
+            ("STRONGROOM_LISTEN__MTLS_BASE_URL", "https://mtls.example.com"),
+        ],
+    );
+    assert!(!run.listening && !run.status.success(), "refused: {}", run.stdout);
+    for named in
+        ["issuer: https://as.example.com", "listen.mtls_base_url", "development_allow_production_settings = true"]
+    {
+        assert!(run.stderr.contains(named), "{named}: {}", run.stderr);
+    }
+    assert!(!dir.path().join("strongroom.db").exists(), "no demo user seeded");
+    assert!(!dir.path().join("pki").exists(), "no development PKI generated");
+}
+
+/// The explicit override lets development mode run with a public issuer, and the start-up
+/// warning names what it lets through.
+#[test]
+fn development_override_starts_with_a_public_issuer_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = serve(
+        dir.path(),
+        &[
+            ("STRONGROOM_ISSUER", "https://as.example.com"),
+            ("STRONGROOM_DEVELOPMENT_ALLOW_PRODUCTION_SETTINGS", "true"),
+        ],
+    );
+    assert!(run.listening, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    let warning = development_warning(&run.stdout);
+    assert!(warning.contains("demo user: alice"), "{warning}");
+    assert!(
+        warning.contains("development_allow_production_settings lets through issuer: https://as.example.com"),
+        "{warning}"
+    );
+}

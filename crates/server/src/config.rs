@@ -23,11 +23,12 @@ pub const ALLOWED_ALGORITHMS: [&str; 3] = ["PS256", "ES256", "EdDSA"];
 
 /// Top-level keys; environment variables whose first segment is not one of these are
 /// ignored (so e.g. `STRONGROOM_CONFIG`, read by the CLI, is not an unknown key).
-const TOP_LEVEL_KEYS: [&str; 20] = [
+const TOP_LEVEL_KEYS: [&str; 21] = [
     "issuer",
     "profiles",
     "scopes",
     "development",
+    "development_allow_production_settings",
     "data_dir",
     "database_url",
     "key_encryption_key",
@@ -54,6 +55,9 @@ pub struct Config {
     pub issuer: String,
     /// Development set-up: generate a PKI, keys and demo clients in `data_dir`.
     pub development: bool,
+    /// Let `development = true` run with production-like settings (see
+    /// [`Config::development_conflicts`]); without it start-up refuses that mix.
+    pub development_allow_production_settings: bool,
     /// Directory for generated files (development PKI, key file, SQLite database).
     pub data_dir: PathBuf,
     /// Database URL (`sqlite:` or `postgres:`); `None` → SQLite in `data_dir`.
@@ -333,6 +337,7 @@ impl Default for Config {
         Self {
             issuer: "https://localhost:8443".to_string(),
             development: true,
+            development_allow_production_settings: false,
             data_dir: PathBuf::from("./strongroom-data"),
             database_url: None,
             key_encryption_key: None,
@@ -420,6 +425,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("issuer", &self.issuer)
             .field("development", &self.development)
+            .field("development_allow_production_settings", &self.development_allow_production_settings)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_deref().map(redact_url_password))
             .field("key_encryption_key", &redact(&self.key_encryption_key))
@@ -498,6 +504,14 @@ pub enum ConfigError {
     /// The values were read but some are invalid.
     #[error("invalid configuration: {}", display_problems(.0))]
     Invalid(Vec<ConfigProblem>),
+    /// `development = true` meets production settings without the explicit override.
+    #[error(
+        "development = true (demo user, development CA trusted for client certificates) meets production \
+         settings: {}; set development = false, or development_allow_production_settings = true to run \
+         them together on purpose",
+        display_problems(.0)
+    )]
+    DevelopmentConflicts(Vec<ConfigProblem>),
 }
 
 fn display_problems(problems: &[ConfigProblem]) -> String {
@@ -508,7 +522,7 @@ impl ConfigError {
     /// The problems found by validation (empty for other errors).
     pub fn problems(&self) -> &[ConfigProblem] {
         match self {
-            ConfigError::Invalid(p) => p,
+            ConfigError::Invalid(p) | ConfigError::DevelopmentConflicts(p) => p,
             _ => &[],
         }
     }
@@ -772,6 +786,64 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The settings that show a deployment beyond one developer's machine while
+    /// `development = true` seeds a demo user with a published password and trusts the
+    /// development CA for client certificates (issue 12): a non-loopback issuer, mTLS base
+    /// URL or listener, a configured server certificate, a PostgreSQL database. Empty when
+    /// development is off or `development_allow_production_settings` is set.
+    pub fn development_conflicts(&self) -> Vec<ConfigProblem> {
+        if !self.development || self.development_allow_production_settings {
+            return Vec::new();
+        }
+        self.production_settings()
+    }
+
+    /// The settings of [`Config::development_conflicts`] whatever `development` and the
+    /// override say (start-up names them in its warning when the override lets them through).
+    pub fn production_settings(&self) -> Vec<ConfigProblem> {
+        let mut p = Problems::default();
+        for (key, url) in [("issuer", &self.issuer), ("listen.mtls_base_url", &self.listen.mtls_base_url)] {
+            if !url_host_is_loopback(url) {
+                p.add(key, format!("{url} is not on a loopback host (localhost, 127.0.0.0/8, ::1)"));
+            }
+        }
+        let listeners = [("listen.public", Some(self.listen.public)), ("listen.mtls", Some(self.listen.mtls))];
+        for (key, addr) in listeners.into_iter().chain([("metrics.listen", self.metrics.listen)]) {
+            if let Some(addr) = addr
+                && !addr.ip().to_canonical().is_loopback()
+            {
+                p.add(key, format!("{addr} is not a loopback address"));
+            }
+        }
+        for (key, path) in [("tls.cert", &self.tls.cert), ("tls.key", &self.tls.key)] {
+            if path.is_some() {
+                p.add(key, "is set (a development set-up uses its generated server certificate)");
+            }
+        }
+        if self.database_url.as_deref().is_some_and(|u| u.starts_with("postgres:") || u.starts_with("postgresql:")) {
+            p.add("database_url", "is PostgreSQL (a development set-up uses SQLite in data_dir)");
+        }
+        p.0
+    }
+
+    /// [`Config::development_conflicts`] as a start-up check.
+    pub fn check_development_conflicts(&self) -> Result<(), ConfigError> {
+        let problems = self.development_conflicts();
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::DevelopmentConflicts(problems)) }
+    }
+}
+
+/// Whether a URL's host is `localhost` or a loopback IP address.
+fn url_host_is_loopback(value: &str) -> bool {
+    match url::Url::parse(value).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
+        None => false,
+    }
+}
+
 /// An https URL without query, fragment, credentials or trailing slash.
 fn check_https_url(value: &str) -> Result<(), String> {
     const MSG: &str = "must be an https URL without query or fragment (and without a trailing slash)";
@@ -854,5 +926,90 @@ mod tests {
         assert!(!s.contains("c2VjcmV0"));
         assert!(!s.contains("aaaa"));
         assert!(!s.contains("hunter2"));
+    }
+
+    fn conflict_keys(c: &Config) -> Vec<String> {
+        c.development_conflicts().into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn development_defaults_have_no_conflicts() {
+        let c = Config::default();
+        assert!(c.development);
+        assert_eq!(conflict_keys(&c), Vec::<String>::new());
+        let loopback = Config {
+            issuer: "https://127.0.0.2:9443".into(),
+            database_url: Some("sqlite://x.db".into()),
+            metrics: MetricsConfig { listen: Some("[::1]:9100".parse().unwrap()) },
+            listen: ListenConfig {
+                public: "[::ffff:127.0.0.1]:9443".parse().unwrap(),
+                mtls_base_url: "https://[::1]:8444".into(),
+                ..ListenConfig::default()
+            },
+            ..Config::default()
+        };
+        assert_eq!(conflict_keys(&loopback), Vec::<String>::new());
+    }
+
+    #[test]
+    fn development_with_a_public_issuer_conflicts() {
+        let c = Config { issuer: "https://as.example.com".into(), ..Config::default() };
+        assert_eq!(conflict_keys(&c), ["issuer"]);
+        let c = Config { issuer: "https://localhost.example.com".into(), ..Config::default() };
+        assert_eq!(conflict_keys(&c), ["issuer"]);
+        let mut c = Config::default();
+        c.listen.mtls_base_url = "https://mtls.example.com".into();
+        assert_eq!(conflict_keys(&c), ["listen.mtls_base_url"]);
+    }
+
+    #[test]
+    fn development_with_a_non_loopback_listener_conflicts() {
+        let mut c = Config::default();
+        c.listen.public = "0.0.0.0:8443".parse().unwrap();
+        assert_eq!(conflict_keys(&c), ["listen.public"]);
+        let mut c = Config::default();
+        c.listen.mtls = "[::]:8444".parse().unwrap();
+        assert_eq!(conflict_keys(&c), ["listen.mtls"]);
+        let mut c = Config::default();
+        c.metrics.listen = Some("192.0.2.10:9100".parse().unwrap());
+        assert_eq!(conflict_keys(&c), ["metrics.listen"]);
+    }
+
+    #[test]
+    fn development_with_a_configured_certificate_conflicts() {
+        let mut c = Config::default();
+        c.tls.cert = Some("server.pem".into());
+        c.tls.key = Some("server-key.pem".into());
+        assert_eq!(conflict_keys(&c), ["tls.cert", "tls.key"]);
+    }
+
+    #[test]
+    fn development_with_postgresql_conflicts() {
+        for url in ["postgres://db/strongroom", "postgresql://db/strongroom"] {
+            let c = Config { database_url: Some(url.into()), ..Config::default() };
+            assert_eq!(conflict_keys(&c), ["database_url"], "{url}");
+        }
+    }
+
+    #[test]
+    fn development_conflicts_refuse_unless_overridden() {
+        let mut c = Config {
+            issuer: "https://as.example.com".into(),
+            database_url: Some("postgres://db/strongroom".into()),
+            ..Config::default()
+        };
+        c.listen.public = "0.0.0.0:8443".parse().unwrap();
+        let err = c.check_development_conflicts().unwrap_err();
+        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["issuer", "listen.public", "database_url"]);
+        let text = err.to_string();
+        assert!(text.contains("development_allow_production_settings = true"), "{text}");
+        assert!(text.contains("issuer: https://as.example.com"), "{text}");
+
+        c.development_allow_production_settings = true;
+        assert!(c.check_development_conflicts().is_ok());
+        c.development_allow_production_settings = false;
+        c.development = false;
+        assert!(c.check_development_conflicts().is_ok(), "production settings are fine outside development");
     }
 }

@@ -16,6 +16,42 @@ use strongroom_store::SharedStore;
 pub const DEMO_USER: &str = "alice";
 /// Demo user password (development only).
 pub const DEMO_PASSWORD: &str = "wonderland-demo";
+/// The demo clients [`seed`] registers.
+pub const DEMO_CLIENT_IDS: [&str; 4] = ["demo-fapi2-jwt", "demo-fapi2-mtls", "demo-fapi1", "demo-resource-server"];
+
+/// The start-up warning of a development set-up (issue 12): which demo user and clients
+/// exist in `store`, that the development CA is trusted for client certificates and where
+/// its private key lies, and which production settings the override lets through.
+pub async fn start_up_warning(config: &Config, store: &SharedStore, pki: &DevPki) -> anyhow::Result<String> {
+    let user = match store.get_user_by_username(DEMO_USER).await? {
+        Some(_) => format!("{DEMO_USER}, with the demo password published in README.md: anyone can sign in as it"),
+        None => "none yet (`strongroom serve` seeds one)".to_string(),
+    };
+    let mut clients = Vec::new();
+    for id in DEMO_CLIENT_IDS {
+        if store.get_client(id).await?.is_some() {
+            clients.push(id);
+        }
+    }
+    let clients = if clients.is_empty() { "none yet".to_string() } else { clients.join(", ") };
+    let mut text = format!(
+        "DEVELOPMENT MODE (development = true): not for production.\n\
+         \x20 demo user: {user}\n\
+         \x20 demo clients: {clients} (their keys and certificates are in {data})\n\
+         \x20 client certificates issued by the development CA {ca} are trusted for tls_client_auth;\n\
+         \x20 whoever can read its private key {ca_key} can authenticate as any certificate-bound client",
+        data = config.data_dir.display(),
+        ca = pki.ca_cert_path().display(),
+        ca_key = pki.ca_key_path().display(),
+    );
+    if config.development_allow_production_settings {
+        for p in config.production_settings() {
+            text.push_str(&format!("\n  development_allow_production_settings lets through {p}"));
+        }
+    }
+    text.push_str("\n  set development = false for production (docs/configuration.md)");
+    Ok(text)
+}
 
 /// Writes a file readable only by its owner.
 pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {

@@ -107,6 +107,7 @@ fn nonce_secret(kek: &[u8; 32]) -> Vec<u8> {
 /// Starts a server: store, keys, listeners, background jobs.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     config.validate().map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    config.check_development_conflicts()?;
     let _ = rustls::crypto::CryptoProvider::install_default(tls::crypto_provider());
     let store = open_store(&config).await?;
     let kek = key_encryption_key(&config)?;
@@ -126,6 +127,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         (c, k)
     };
     let client_trust = trust::client_trust(&client_cas)?;
+    if config.development {
+        let pki = pki::DevPki::load_or_create(&config.data_dir)?;
+        tracing::warn!("{}", dev::start_up_warning(&config, &store, &pki).await?);
+    }
     let pages = pages::Pages::load(config.pages.templates_dir.as_deref())?;
     let mut outbound_cas = config.tls.outbound_ca_certs.clone();
     if config.development {

@@ -26,6 +26,8 @@ pub const CLIENT_ORGANIZATION: &str = "Strongroom Demo";
 const CA_VALIDITY_DAYS: i64 = 3650;
 const SERVER_VALIDITY_DAYS: i64 = 365;
 const CLIENT_VALIDITY_DAYS: i64 = 730;
+/// File name of the CA private key in the `pki` directory.
+const CA_KEY_FILE: &str = "ca-key.pem";
 
 /// Errors of the development PKI.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +72,7 @@ impl DevPki {
         let dir = data_dir.join("pki");
         create_dir(&dir)?;
         let ca_path = dir.join("ca.pem");
-        let ca_key_path = dir.join("ca-key.pem");
+        let ca_key_path = dir.join(CA_KEY_FILE);
 
         let (ca_cert_pem, issuer, ca_is_new) = if ca_path.is_file() && ca_key_path.is_file() {
             let pem = read(&ca_path)?;
@@ -127,6 +129,11 @@ impl DevPki {
     /// Path of the CA certificate (`pki/ca.pem`).
     pub fn ca_cert_path(&self) -> PathBuf {
         self.dir.join("ca.pem")
+    }
+
+    /// Path of the CA private key (`pki/ca-key.pem`).
+    pub fn ca_key_path(&self) -> PathBuf {
+        self.dir.join(CA_KEY_FILE)
     }
 
     /// Path of the server certificate (`pki/server.pem`).
@@ -342,7 +349,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let pki = DevPki::load_or_create(tmp.path()).expect("create");
         let (_, client_key) = pki.client_cert("demo-client").expect("client");
-        for key in [pki.dir().join("ca-key.pem"), pki.server_key_path(), client_key] {
+        for key in [pki.ca_key_path(), pki.server_key_path(), client_key] {
             let mode = fs::metadata(&key).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", key.display());
         }
