@@ -11,7 +11,7 @@ use strongroom_tests::*;
 
 /// The routes this API implements (method, OpenAPI path). Kept here, independently of the
 /// server, and compared both with the server's list and with the OpenAPI description.
-const IMPLEMENTED: [(&str, &str); 13] = [
+const IMPLEMENTED: [(&str, &str); 14] = [
     ("GET", "/admin"),
     ("GET", "/admin/clients"),
     ("POST", "/admin/clients"),
@@ -25,6 +25,7 @@ const IMPLEMENTED: [(&str, &str); 13] = [
     ("GET", "/admin/keys"),
     ("POST", "/admin/keys/rotate"),
     ("POST", "/admin/revoke"),
+    ("GET", "/admin/audit"),
 ];
 
 fn admin_token() -> String {

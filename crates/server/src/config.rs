@@ -45,6 +45,7 @@ const TOP_LEVEL_KEYS: [&str; 21] = [
     "registration",
     "metrics",
     "outbound",
+    "audit",
 ];
 
 /// The whole server configuration.
@@ -97,6 +98,38 @@ pub struct Config {
     /// The scope catalogue (`[[scopes]]` tables); empty means the built-in one. Clients
     /// register scopes only from it.
     pub scopes: Vec<ScopeDefinition>,
+    /// The audit log.
+    pub audit: AuditConfig,
+}
+
+/// Where audit events go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSink {
+    /// The `audit_events` table, queryable by `GET /admin/audit`.
+    Store,
+    /// One JSON line per event on standard output.
+    Stdout,
+    /// One JSON line per event appended to `audit.file`.
+    File,
+}
+
+/// `[audit]`: the audit log (issue 13).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The sinks every event is written to; default `["store"]`.
+    pub sinks: Vec<AuditSink>,
+    /// The file of the `file` sink.
+    pub file: Option<PathBuf>,
+    /// Events older than this many days are removed from the store.
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { sinks: vec![AuditSink::Store], file: None, retention_days: 400 }
+    }
 }
 
 /// `[outbound]`: how the server fetches client-hosted documents.
@@ -356,6 +389,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             profiles: Profile::ALL.to_vec(),
             scopes: Vec::new(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -442,6 +476,7 @@ impl fmt::Debug for Config {
             .field("registration", &self.registration)
             .field("metrics", &self.metrics)
             .field("outbound", &self.outbound)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -636,6 +671,20 @@ impl Config {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
                 _ => p.add("outbound.proxy", "must be an http or https URL with a host"),
             }
+        }
+
+        // [audit]
+        let a = &self.audit;
+        if a.sinks.is_empty() {
+            p.add("audit.sinks", "must list at least one of store, stdout, file");
+        }
+        match (a.sinks.contains(&AuditSink::File), &a.file) {
+            (true, None) => p.add("audit.file", "is required when audit.sinks lists file"),
+            (false, Some(_)) => p.add("audit.sinks", "must list file when audit.file is set"),
+            _ => {}
+        }
+        if a.retention_days == 0 {
+            p.add("audit.retention_days", "must be at least 1 day");
         }
 
         // [tls]

@@ -3,6 +3,7 @@
 //! both use it.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config;
 pub mod demo_flow;
 pub mod dev;
@@ -149,8 +150,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         );
     }
     let jwks_fetcher = jwks_fetch::JwksFetcher::new(&config.outbound, roots)?;
-    let state =
-        Arc::new(AppState::new(config.clone(), store, keys, &nonce_secret(&kek), client_trust, jwks_fetcher, pages));
+    let audit = audit::AuditLog::open(&config.audit, store.clone())?;
+    let state = Arc::new(AppState::new(
+        config.clone(),
+        store,
+        keys,
+        &nonce_secret(&kek),
+        client_trust,
+        jwks_fetcher,
+        pages,
+        audit,
+    ));
 
     let chain = tls::load_cert_chain(&cert_path)?;
     let key = tls::load_private_key(&key_path)?;
@@ -206,16 +216,25 @@ fn spawn_housekeeping(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             tokio::select! {
                 _ = tick.tick() => {
                     let now = state::now();
-                    if let Some(every) = state.config.keys.rotate_every
-                        && let Err(e) = state.keys.rotate_if_due(now, every).await
-                    {
-                        tracing::warn!(error = %e, "automatic key rotation failed");
+                    if let Some(every) = state.config.keys.rotate_every {
+                        match state.keys.rotate_if_due(now, every).await {
+                            Ok(true) => {
+                                let event = audit::AuditEvent::new(audit::AuditKind::KeysRotated);
+                                state.audit.record(event.detail("by", "schedule")).await;
+                            }
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!(error = %e, "automatic key rotation failed"),
+                        }
                     }
                     if let Err(e) = state.keys.reload(now).await {
                         tracing::warn!(error = %e, "key reload failed");
                     }
                     if let Err(e) = state.store.purge_expired(now).await {
                         tracing::warn!(error = %e, "purge failed");
+                    }
+                    let retention = i64::try_from(state.config.audit.retention_days.saturating_mul(86_400)).unwrap_or(i64::MAX);
+                    if let Err(e) = state.store.purge_audit_events(now.saturating_sub(retention)).await {
+                        tracing::warn!(error = %e, "audit retention purge failed");
                     }
                 }
                 _ = stop.changed() => break,

@@ -46,6 +46,8 @@ pub struct AppState {
     client_cache: Mutex<HashMap<String, (serde_json::Value, Arc<Client>)>>,
     /// Failed logins per username: (count, window start).
     pub login_failures: Mutex<HashMap<String, (u32, i64)>>,
+    /// The audit log's sinks.
+    pub audit: crate::audit::AuditLog,
 }
 
 /// Current Unix time in seconds.
@@ -64,6 +66,7 @@ impl AppState {
         client_trust: Arc<dyn ClientCertVerifier>,
         jwks_fetcher: JwksFetcher,
         pages: crate::pages::Pages,
+        audit: crate::audit::AuditLog,
     ) -> AppState {
         let endpoints = Endpoints { issuer: config.issuer.clone(), mtls_base: config.listen.mtls_base_url.clone() };
         let nonces = Arc::new(NonceIssuer::new(nonce_secret, config.dpop.nonce_rotation_secs));
@@ -80,6 +83,7 @@ impl AppState {
             pages,
             client_cache: Mutex::new(HashMap::new()),
             login_failures: Mutex::new(HashMap::new()),
+            audit,
         }
     }
 

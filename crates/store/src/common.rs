@@ -3,8 +3,8 @@
 
 use crate::sql_store::RowExt;
 use crate::{
-    ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord, StoreError, StoreResult,
-    Timestamp, TokenKind, TokenRecord, UserRecord,
+    AuditRecord, ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord, StoreError,
+    StoreResult, Timestamp, TokenKind, TokenRecord, UserRecord,
 };
 use sqlx::Row;
 
@@ -175,6 +175,17 @@ pub(crate) fn key_from_row<R: RowExt>(row: &R) -> StoreResult<KeyRecord> {
         private_encrypted: row.bytes("private_encrypted")?,
         created_at: row.int("created_at")?,
         state_changed_at: row.int("state_changed_at")?,
+    })
+}
+
+/// Decodes an `audit_events` row.
+pub(crate) fn audit_from_row<R: RowExt>(row: &R) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        at: row.int("at")?,
+        event: row.text("event")?,
+        client_id: row.opt_text("client_id")?,
+        subject: row.opt_text("subject")?,
+        data: row.json("data")?,
     })
 }
 

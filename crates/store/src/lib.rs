@@ -230,6 +230,34 @@ pub struct ConsentRecord {
     pub granted_at: Timestamp,
 }
 
+/// One audit log entry as stored (issue 13). The server builds it from its typed audit
+/// event, which is what keeps secrets out; the store only indexes `client_id` and
+/// `subject` and keeps `data` (the whole event) as given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When it happened.
+    pub at: Timestamp,
+    /// The event name (`login_failed`, `token_issued`, …).
+    pub event: String,
+    /// The client it concerns, if any.
+    pub client_id: Option<String>,
+    /// The user it concerns, if any.
+    pub subject: Option<String>,
+    /// The full event as JSON.
+    pub data: serde_json::Value,
+}
+
+/// Which audit events to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFilter<'a> {
+    /// Events concerning this client.
+    Client(&'a str),
+    /// Events concerning this user (`sub`).
+    Subject(&'a str),
+    /// Every event.
+    All,
+}
+
 /// Everything Strongroom keeps. Both backends pass the same test suite
 /// (`tests/store_suite.rs` in this crate).
 #[async_trait]
@@ -324,6 +352,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes expired one-time records, jtis, sessions and tokens; returns rows removed.
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// Appends one audit event.
+    async fn append_audit_event(&self, event: &AuditRecord) -> StoreResult<()>;
+    /// Audit events matching `filter`, newest first (in append order), at most `limit`.
+    async fn audit_events(&self, filter: AuditFilter<'_>, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    /// Deletes audit events older than `before` (retention); returns how many.
+    async fn purge_audit_events(&self, before: Timestamp) -> StoreResult<u64>;
 }
 
 /// A shared handle to whichever store the configuration chose.

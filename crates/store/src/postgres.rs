@@ -26,6 +26,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "exclusive software_id",
         sql: include_str!("../migrations/postgres/0002_exclusive_software_id.sql"),
     },
+    Migration {
+        version: 3,
+        description: "audit events",
+        sql: include_str!("../migrations/postgres/0003_audit_events.sql"),
+    },
 ];
 
 /// Connections in the pool.
@@ -54,6 +59,9 @@ macro_rules! columns {
     };
     (key) => {
         "kid, alg, state, public_jwk::text AS public_jwk, private_encrypted, created_at, state_changed_at"
+    };
+    (audit) => {
+        "at, event, client_id, subject, data::text AS data"
     };
 }
 
@@ -152,6 +160,20 @@ static SQL: Statements = Statements {
     list_keys: concat!("SELECT ", columns!(key), " FROM signing_keys ORDER BY created_at, seq"),
     set_key_state: "UPDATE signing_keys SET state = $1, state_changed_at = $2 WHERE kid = $3",
     delete_key: "DELETE FROM signing_keys WHERE kid = $1",
+    append_audit_event: "INSERT INTO audit_events (at, event, client_id, subject, data)
+                         VALUES ($1, $2, $3, $4, $5::jsonb)",
+    audit_events_by_client: concat!(
+        "SELECT ",
+        columns!(audit),
+        " FROM audit_events WHERE client_id = $1 ORDER BY id DESC LIMIT $2"
+    ),
+    audit_events_by_subject: concat!(
+        "SELECT ",
+        columns!(audit),
+        " FROM audit_events WHERE subject = $1 ORDER BY id DESC LIMIT $2"
+    ),
+    audit_events_all: concat!("SELECT ", columns!(audit), " FROM audit_events ORDER BY id DESC LIMIT $1"),
+    purge_audit_events: "DELETE FROM audit_events WHERE at < $1",
     purge: &[
         "DELETE FROM jti_cache WHERE expires_at <= $1",
         "DELETE FROM pushed_requests WHERE expires_at <= $1",

@@ -7,12 +7,12 @@
 //! written once, here.
 
 use crate::common::{
-    classify_consume, client_from_row, conflict_or_db, consent_from_row, db_err, key_from_row, one_time_from_row,
-    session_from_row, to_json, token_from_row, user_from_row,
+    audit_from_row, classify_consume, client_from_row, conflict_or_db, consent_from_row, db_err, key_from_row,
+    one_time_from_row, session_from_row, to_json, token_from_row, user_from_row,
 };
 use crate::{
-    ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord, Store, StoreError,
-    StoreResult, Timestamp, TokenRecord, UserRecord,
+    AuditFilter, AuditRecord, ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord,
+    Store, StoreError, StoreResult, Timestamp, TokenRecord, UserRecord,
 };
 use async_trait::async_trait;
 use sqlx::Pool;
@@ -127,6 +127,16 @@ pub struct Statements {
     pub set_key_state: &'static str,
     /// `kid`.
     pub delete_key: &'static str,
+    /// Appends an audit event: `at, event, client_id, subject, data`.
+    pub append_audit_event: &'static str,
+    /// Audit events of `client_id`, newest first, at most `limit`.
+    pub audit_events_by_client: &'static str,
+    /// Audit events of `subject`, newest first, at most `limit`.
+    pub audit_events_by_subject: &'static str,
+    /// All audit events, newest first, at most `limit`.
+    pub audit_events_all: &'static str,
+    /// Deletes audit events with `at < cutoff`: `cutoff`.
+    pub purge_audit_events: &'static str,
     /// Each deletes rows with `expires_at <= now` from one table: `now`.
     pub purge: &'static [&'static str],
 }
@@ -623,5 +633,31 @@ impl<B: Backend> Store for SqlStore<B> {
             removed += self.execute(sql, &[Param::Int(now)]).await?;
         }
         Ok(removed)
+    }
+
+    async fn append_audit_event(&self, event: &AuditRecord) -> StoreResult<()> {
+        let params = [
+            Param::Int(event.at),
+            Param::Text(&event.event),
+            Param::OptText(event.client_id.as_deref()),
+            Param::OptText(event.subject.as_deref()),
+            Param::Json(to_json(&event.data)?),
+        ];
+        self.execute(B::SQL.append_audit_event, &params).await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, filter: AuditFilter<'_>, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        let limit = Param::Int(i64::from(limit));
+        let rows = match filter {
+            AuditFilter::Client(id) => self.fetch_all(B::SQL.audit_events_by_client, &[Param::Text(id), limit]).await?,
+            AuditFilter::Subject(s) => self.fetch_all(B::SQL.audit_events_by_subject, &[Param::Text(s), limit]).await?,
+            AuditFilter::All => self.fetch_all(B::SQL.audit_events_all, &[limit]).await?,
+        };
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn purge_audit_events(&self, before: Timestamp) -> StoreResult<u64> {
+        self.execute(B::SQL.purge_audit_events, &[Param::Int(before)]).await
     }
 }

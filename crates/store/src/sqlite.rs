@@ -27,6 +27,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "exclusive software_id",
         sql: include_str!("../migrations/sqlite/0002_exclusive_software_id.sql"),
     },
+    Migration {
+        version: 3,
+        description: "audit events",
+        sql: include_str!("../migrations/sqlite/0003_audit_events.sql"),
+    },
 ];
 
 /// How long a statement waits for another connection's write lock.
@@ -50,6 +55,9 @@ macro_rules! columns {
     };
     (key) => {
         "kid, alg, state, public_jwk, private_encrypted, created_at, state_changed_at"
+    };
+    (audit) => {
+        "at, event, client_id, subject, data"
     };
 }
 
@@ -130,6 +138,19 @@ static SQL: Statements = Statements {
     list_keys: concat!("SELECT ", columns!(key), " FROM signing_keys ORDER BY created_at, seq"),
     set_key_state: "UPDATE signing_keys SET state = ?, state_changed_at = ? WHERE kid = ?",
     delete_key: "DELETE FROM signing_keys WHERE kid = ?",
+    append_audit_event: "INSERT INTO audit_events (at, event, client_id, subject, data) VALUES (?, ?, ?, ?, ?)",
+    audit_events_by_client: concat!(
+        "SELECT ",
+        columns!(audit),
+        " FROM audit_events WHERE client_id = ? ORDER BY id DESC LIMIT ?"
+    ),
+    audit_events_by_subject: concat!(
+        "SELECT ",
+        columns!(audit),
+        " FROM audit_events WHERE subject = ? ORDER BY id DESC LIMIT ?"
+    ),
+    audit_events_all: concat!("SELECT ", columns!(audit), " FROM audit_events ORDER BY id DESC LIMIT ?"),
+    purge_audit_events: "DELETE FROM audit_events WHERE at < ?",
     purge: &[
         "DELETE FROM jti_cache WHERE expires_at <= ?",
         "DELETE FROM pushed_requests WHERE expires_at <= ?",

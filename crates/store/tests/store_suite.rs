@@ -137,6 +137,7 @@ suite!(
     keys,
     purge_expired,
     json_roundtrip,
+    audit_events,
 );
 
 /// The checks, each written once against the `Store` trait.
@@ -144,8 +145,8 @@ mod checks {
     use serde_json::json;
     use std::sync::Arc;
     use strongroom_store::{
-        ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord, SessionRecord, SharedStore,
-        StoreError, Timestamp, TokenKind, TokenRecord, UserRecord,
+        AuditFilter, AuditRecord, ClientRecord, ConsentRecord, Consumed, KeyRecord, KeyState, OneTimeRecord,
+        SessionRecord, SharedStore, StoreError, Timestamp, TokenKind, TokenRecord, UserRecord,
     };
     use tokio::sync::Barrier;
 
@@ -697,6 +698,48 @@ mod checks {
         assert!(!store.record_jti("dpop", "new", NOW + 60).await.expect("live jti replays"));
         assert!(store.get_client("c").await.expect("client").is_some());
         assert_eq!(store.list_keys().await.expect("keys").len(), 1);
+    }
+
+    fn audit(at: Timestamp, event: &str, client_id: Option<&str>, subject: Option<&str>) -> AuditRecord {
+        AuditRecord {
+            at,
+            event: event.into(),
+            client_id: client_id.map(Into::into),
+            subject: subject.map(Into::into),
+            data: json!({ "event": event, "detail": { "n": at } }),
+        }
+    }
+
+    pub async fn audit_events(store: SharedStore) {
+        let appended = [
+            audit(NOW - 900, "client_registered", Some("c1"), None),
+            audit(NOW - 10, "login_failed", None, Some("alice")),
+            audit(NOW, "token_issued", Some("c1"), Some("alice")),
+            // Same second as the one before: append order still decides "newest".
+            audit(NOW, "token_revoked", Some("c1"), Some("alice")),
+            audit(NOW + 1, "token_issued", Some("c2"), Some("bob")),
+        ];
+        for event in &appended {
+            store.append_audit_event(event).await.expect("append");
+        }
+        let c1 = store.audit_events(AuditFilter::Client("c1"), 100).await.expect("by client");
+        assert_eq!(c1, vec![appended[3].clone(), appended[2].clone(), appended[0].clone()]);
+        let alice = store.audit_events(AuditFilter::Subject("alice"), 100).await.expect("by subject");
+        assert_eq!(alice, vec![appended[3].clone(), appended[2].clone(), appended[1].clone()]);
+        let newest = store.audit_events(AuditFilter::Client("c1"), 1).await.expect("limited");
+        assert_eq!(newest, vec![appended[3].clone()]);
+        assert!(store.audit_events(AuditFilter::Client("nobody"), 10).await.expect("none").is_empty());
+        // A subject filter never matches on client_id and vice versa.
+        assert!(store.audit_events(AuditFilter::Subject("c1"), 10).await.expect("none").is_empty());
+        let all = store.audit_events(AuditFilter::All, 2).await.expect("all");
+        assert_eq!(all, vec![appended[4].clone(), appended[3].clone()]);
+
+        // Retention: events before the cutoff go, the rest stay; expiry purging leaves them alone.
+        assert_eq!(store.purge_expired(NOW + 10_000).await.expect("purge expired"), 0);
+        assert_eq!(store.purge_audit_events(NOW - 10).await.expect("purge audit"), 1);
+        let c1 = store.audit_events(AuditFilter::Client("c1"), 100).await.expect("by client");
+        assert_eq!(c1, vec![appended[3].clone(), appended[2].clone()]);
+        assert_eq!(store.audit_events(AuditFilter::Subject("alice"), 100).await.expect("alice").len(), 3);
     }
 
     pub async fn json_roundtrip(store: SharedStore) {

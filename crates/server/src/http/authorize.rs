@@ -15,6 +15,7 @@
 use super::par::REQUEST_URI_PREFIX;
 use super::token::CodeData;
 use super::{AppRef, Params, parse_form, parse_pairs};
+use crate::audit::{AuditEvent, AuditKind};
 use crate::pages::{self, CONSENT_PATH, LOGIN_PATH, Pair, error_page, page, scope_views};
 use crate::service::verify_password;
 use crate::state::{AppState, now};
@@ -381,9 +382,16 @@ async fn decide_inner(
     let enc_keys = enc_keys.as_ref();
     match decision {
         Decision::Refuse(error) => {
+            if error.code == ErrorCode::AccessDenied {
+                let event = AuditEvent::new(AuditKind::ConsentDenied).client(client).scope(&request.scope);
+                state.audit.record(event).await;
+            }
             authorization_response(state, client, &request, Outcome::Error(&error), now, enc_keys)
         }
         Decision::Approve { session, remember } => {
+            let event = AuditEvent::new(AuditKind::ConsentGiven).client(client).subject(&session.subject);
+            // `remember` is false exactly when consent given earlier was reused.
+            state.audit.record(event.scope(&request.scope).detail("remembered", !remember)).await;
             let code = issue_code(state, client, &request, &session, now).await?;
             if remember && may_remember_consent(state, client) {
                 remember_consent(state, client, &session.subject, &request.scope, now).await;
@@ -423,17 +431,20 @@ async fn issue_code(
         scope: request.scope.clone(),
     };
     let data = serde_json::to_value(&data).map_err(|_| error_page(state, &OAuthError::server_error()))?;
+    let grant_id = random_token();
     state
         .store
         .put_code(&OneTimeRecord {
             key: sha256_b64url(code.as_bytes()),
             client_id: client.client_id.clone(),
-            grant_id: random_token(),
+            grant_id: grant_id.clone(),
             expires_at: now + i64::try_from(ttl).unwrap_or(60),
             data,
         })
         .await
         .map_err(|e| store_page(state, e))?;
+    let event = AuditEvent::new(AuditKind::CodeIssued).client(client).subject(&session.subject).grant_id(&grant_id);
+    state.audit.record(event.scope(&request.scope)).await;
     Ok(code)
 }
 
@@ -720,6 +731,16 @@ fn clear_failures(state: &AppState, key: &str) {
     }
 }
 
+/// Records a sign-in attempt: the client it was for and the user when the username is
+/// known (never the username or password typed).
+async fn audit_login(state: &AppState, kind: AuditKind, client: &Client, subject: Option<&str>) {
+    let mut event = AuditEvent::new(kind).client(client).detail("known_user", subject.is_some());
+    if let Some(s) = subject {
+        event = event.subject(s);
+    }
+    state.audit.record(event).await;
+}
+
 /// `POST /login` (username, password, csrf, request_uri): Argon2id verification, one
 /// generic message for every failure, throttling per username, a fresh session, and a 303
 /// back to the authorization endpoint (F2SP-5.3.2.2-10/11).
@@ -753,6 +774,8 @@ async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<
     }
     if throttled(state, &key, now) {
         crate::telemetry::login(crate::telemetry::LoginResult::Throttled);
+        let known = state.store.get_user_by_username(username).await.ok().flatten();
+        audit_login(state, AuditKind::LoginThrottled, &client, known.as_ref().map(|u| u.subject.as_str())).await;
         return Ok(again(TOO_MANY_ATTEMPTS, StatusCode::TOO_MANY_REQUESTS));
     }
     let user = state.store.get_user_by_username(username).await.map_err(|e| store_page(state, e))?;
@@ -769,13 +792,16 @@ async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<
     })
     .await
     .unwrap_or(false);
+    let subject = user.as_ref().map(|u| u.subject.clone());
     let Some(user) = user.filter(|_| verified) else {
         record_failure(state, &key, now);
         crate::telemetry::login(crate::telemetry::LoginResult::Failure);
+        audit_login(state, AuditKind::LoginFailed, &client, subject.as_deref()).await;
         return Ok(again(BAD_CREDENTIALS, StatusCode::OK));
     };
     clear_failures(state, &key);
     crate::telemetry::login(crate::telemetry::LoginResult::Success);
+    audit_login(state, AuditKind::LoginSucceeded, &client, Some(&user.subject)).await;
     // A new session on every login (no session fixation); the old one ends.
     if let Some(old) = cookie(headers, SESSION_COOKIE)
         && let Err(e) = state.store.delete_session(&sha256_b64url(old.as_bytes())).await

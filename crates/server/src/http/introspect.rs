@@ -107,14 +107,14 @@ pub async fn revoke(
     if let Some(t) = find_token(&state, token).await?
         && t.client_id == auth.client.client_id
     {
-        match t.kind {
-            TokenKind::Refresh => {
-                state.store.revoke_grant(&t.grant_id).await?;
-            }
-            TokenKind::Access => {
-                state.store.revoke_token(&t.id).await?;
-            }
-        }
+        let revoked = match t.kind {
+            TokenKind::Refresh => state.store.revoke_grant(&t.grant_id).await?,
+            TokenKind::Access => u64::from(state.store.revoke_token(&t.id).await?),
+        };
+        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::TokenRevoked).client(&auth.client);
+        let event = if t.subject == t.client_id { event } else { event.subject(&t.subject) };
+        let event = event.grant_id(&t.grant_id).detail("token_kind", t.kind.as_str());
+        state.audit.record(event.detail("revoked_tokens", revoked)).await;
     }
     Ok(no_store_json(StatusCode::OK, json!({})))
 }

@@ -146,12 +146,17 @@ async fn limits(State(state): State<AppRef>, req: Request, next: Next) -> Respon
 }
 
 /// F1B-6.2.1-11/12: echo `x-fapi-interaction-id`, or create one.
+/// The id and the peer address are also the request's audit context.
 async fn interaction_id(req: Request, next: Next) -> Response {
     let name = HeaderName::from_static("x-fapi-interaction-id");
     let id = req.headers().get(&name).filter(|v| v.len() <= 128).cloned().unwrap_or_else(|| {
         HeaderValue::from_str(&strongroom_guard::new_uuid_v4()).unwrap_or(HeaderValue::from_static("0"))
     });
-    let mut resp = next.run(req).await;
+    let context = crate::audit::RequestContext {
+        ip: req.extensions().get::<crate::tls::ConnectionInfo>().map(|c| c.peer_addr.ip()),
+        interaction_id: id.to_str().ok().map(str::to_owned),
+    };
+    let mut resp = crate::audit::in_request(context, next.run(req)).await;
     resp.headers_mut().entry(name).or_insert(id);
     resp
 }

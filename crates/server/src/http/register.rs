@@ -8,6 +8,7 @@
 
 use super::client_auth::leaf_certificate;
 use super::{AppRef, ErrorResponse, HttpResult, no_store_json};
+use crate::audit::{AuditEvent, AuditKind};
 use crate::service::{self, ServiceError};
 use crate::state::{AppState, Listener, now};
 use crate::tls::ConnectionInfo;
@@ -273,6 +274,7 @@ pub async fn register(
     let now = now();
     check_no_server_fields(&metadata).map_err(metadata_error)?;
     let mut exclusive_software_id = None;
+    let has_statement = statement.is_some();
     if let Some(token) = statement {
         let st = verify_statement(&state, &token, now)?;
         prove_possession(&state, &st, signed_request.as_ref(), &conn, now).await?;
@@ -298,6 +300,9 @@ pub async fn register(
     .map_err(service_error)?;
     let c = &created.client;
     tracing::info!(client_id = %c.client_id, profile = ?client.profile, "client registered by DCR");
+    let event = AuditEvent::new(AuditKind::ClientRegistered).client_id(&c.client_id).profile(client.profile.as_str());
+    let event = event.detail("by", "dcr").detail("software_statement", has_statement);
+    state.audit.record(event).await;
     let mut body =
         client_information(&state, listener, &c.client_id, &c.metadata, &created.registration_access_token, now);
     if let (Some(secret), Some(m)) = (&c.client_secret, body.as_object_mut()) {
@@ -388,6 +393,8 @@ pub async fn update(
         .await
         .map_err(service_error)?;
     tracing::info!(client_id = %client_id, "client updated by RFC 7592");
+    let event = AuditEvent::new(AuditKind::ClientUpdated).client_id(&client_id).profile(client.profile.as_str());
+    state.audit.record(event.detail("by", "dcr")).await;
     let body = client_information(&state, listener, &client_id, &stored, &token, record.created_at);
     Ok(no_store_json(StatusCode::OK, body))
 }
@@ -401,6 +408,7 @@ pub async fn delete(
     authorize_management(&state, &headers, &client_id).await?;
     service::remove_client(&state.store, &client_id).await.map_err(service_error)?;
     tracing::info!(client_id = %client_id, "client deleted by RFC 7592");
+    state.audit.record(AuditEvent::new(AuditKind::ClientDeleted).client_id(&client_id).detail("by", "dcr")).await;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)

@@ -4,6 +4,7 @@
 use super::client_auth::{AuthenticatedClient, ClientRequest};
 use super::dpop::{fresh_nonce, proof_of};
 use super::{AppRef, ErrorResponse, HttpResult, Params, no_store_json};
+use crate::audit::{AuditEvent, AuditKind};
 use crate::issue::{self, Grant};
 use crate::state::now;
 use axum::extract::State;
@@ -119,6 +120,7 @@ async fn client_credentials(
     };
     let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
     crate::telemetry::token_issued(GrantType::ClientCredentials, &auth.client, &binding);
+    audit_tokens(state, AuditKind::TokenIssued, GrantType::ClientCredentials, auth, &g, &binding).await;
     Ok(Value::Object(token_response(&at, &binding, ttl, &scope)))
 }
 
@@ -136,6 +138,14 @@ async fn authorization_code(
             // R6749-4.1.2-revoke: a code used twice ends everything issued from it.
             let n = state.store.revoke_grant(&r.grant_id).await?;
             tracing::warn!(client_id = %r.client_id, revoked = n, "authorization code reused; grant revoked");
+            let event = replay_event(AuditKind::CodeReplayed, auth, &r.client_id).grant_id(&r.grant_id);
+            let subject = serde_json::from_value::<CodeData>(r.data).ok().map(|d| d.subject);
+            let event = match &subject {
+                Some(s) => event.subject(s),
+                None => event,
+            };
+            let event = event.grant_type(GrantType::AuthorizationCode);
+            state.audit.record(event.detail("revoked_tokens", n)).await;
             return Err(OAuthError::invalid_grant("the code was already used").into());
         }
         Consumed::Expired => return Err(OAuthError::invalid_grant("the code has expired").into()),
@@ -175,6 +185,8 @@ async fn authorization_code(
     };
     let (at, ttl) = issue::access_token(state, &g, &binding, now).await?;
     crate::telemetry::token_issued(GrantType::AuthorizationCode, &auth.client, &binding);
+    let redeemed = AuditEvent::new(AuditKind::CodeRedeemed).client(&auth.client).subject(&data.subject);
+    state.audit.record(redeemed.grant_id(&record.grant_id)).await;
     let mut resp = token_response(&at, &binding, ttl, &data.scope);
     if auth.client.allows_grant(GrantType::RefreshToken) {
         let rt = issue::refresh_token(state, &g, &binding, now).await?;
@@ -212,6 +224,8 @@ async fn authorization_code(
         let id = crate::jwe::maybe_encrypt(id, auth.client.id_token_encryption.as_ref(), keys.as_ref())?;
         resp.insert("id_token".into(), id.into());
     }
+    let event = AuditKind::TokenIssued;
+    audit_tokens(state, event, GrantType::AuthorizationCode, auth, &g, &binding).await;
     Ok(Value::Object(resp))
 }
 
@@ -237,6 +251,11 @@ async fn refresh(
         if refusal.revoke_grant {
             let n = state.store.revoke_grant(&record.grant_id).await?;
             tracing::warn!(client_id = %record.client_id, revoked = n, "rotated refresh token reused; grant revoked");
+            let event = replay_event(AuditKind::RefreshReuseDetected, auth, &record.client_id)
+                .subject(&record.subject)
+                .grant_id(&record.grant_id)
+                .grant_type(GrantType::RefreshToken);
+            state.audit.record(event.detail("revoked_tokens", n)).await;
         }
         return Err(refusal.error.into());
     }
@@ -270,5 +289,32 @@ async fn refresh(
         let rt = issue::refresh_token(state, &g_full, &original, now).await?;
         resp.insert("refresh_token".into(), rt.into());
     }
+    audit_tokens(state, AuditKind::TokenRefreshed, GrantType::RefreshToken, auth, &g, &binding).await;
     Ok(Value::Object(resp))
+}
+
+/// Records tokens issued at the token endpoint: client, user, grant, scope and binding.
+async fn audit_tokens(
+    state: &AppRef,
+    kind: AuditKind,
+    grant: GrantType,
+    auth: &AuthenticatedClient,
+    g: &Grant<'_>,
+    binding: &Binding,
+) {
+    let mut event = AuditEvent::new(kind).client(&auth.client).grant_type(grant).grant_id(g.grant_id).scope(g.scope);
+    if grant != GrantType::ClientCredentials {
+        event = event.subject(g.subject);
+    }
+    state.audit.record(event.detail("token_type", binding.token_type())).await;
+}
+
+/// An event about a code or refresh token presented again: for the client it was issued
+/// to, saying whether that client or another one presented it.
+fn replay_event(kind: AuditKind, auth: &AuthenticatedClient, owner: &str) -> AuditEvent {
+    if auth.client.client_id == owner {
+        AuditEvent::new(kind).client(&auth.client).detail("presented_by", "same_client")
+    } else {
+        AuditEvent::new(kind).client_id(owner).detail("presented_by", "other_client")
+    }
 }
