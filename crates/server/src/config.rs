@@ -23,7 +23,7 @@ pub const ALLOWED_ALGORITHMS: [&str; 3] = ["PS256", "ES256", "EdDSA"];
 
 /// Top-level keys; environment variables whose first segment is not one of these are
 /// ignored (so e.g. `STRONGROOM_CONFIG`, read by the CLI, is not an unknown key).
-const TOP_LEVEL_KEYS: [&str; 21] = [
+const TOP_LEVEL_KEYS: [&str; 22] = [
     "issuer",
     "profiles",
     "scopes",
