@@ -107,7 +107,8 @@ pub async fn seed(config: &Config, store: &SharedStore, now: i64) -> anyhow::Res
     let (fapi1_cert, fapi1_cert_key) = pki.client_cert("demo-fapi1")?;
     let (rs_cert, rs_key) = pki.client_cert("demo-resource-server")?;
     // Grant types and scopes are registered explicitly, as a real client would: the
-    // defaults are only authorization_code and the catalogue's default scopes.
+    // defaults are only authorization_code and the catalogue's default scopes. The mTLS
+    // client also has client_credentials, for README's certificate-bound token example.
     let code_grants = json!(["authorization_code", "refresh_token"]);
     let scope = "openid profile email offline_access accounts payments";
     let clients = [
@@ -116,7 +117,8 @@ pub async fn seed(config: &Config, store: &SharedStore, now: i64) -> anyhow::Res
                "dpop_bound_access_tokens": true, "redirect_uris": [callback], "grant_types": code_grants, "scope": scope}),
         json!({"client_id": "demo-fapi2-mtls", "client_name": "Demo FAPI 2.0 app (tls_client_auth)", "profile": "fapi2-security",
                "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=demo-fapi2-mtls,O=Strongroom Demo",
-               "tls_client_certificate_bound_access_tokens": true, "redirect_uris": [callback], "grant_types": code_grants, "scope": scope}),
+               "tls_client_certificate_bound_access_tokens": true, "redirect_uris": [callback],
+               "grant_types": ["authorization_code", "refresh_token", "client_credentials"], "scope": scope}),
         json!({"client_id": "demo-fapi1", "client_name": "Demo FAPI 1.0 Advanced app", "profile": "fapi1-advanced",
                "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [fapi1_key.public_jwk()]},
                "tls_client_certificate_bound_access_tokens": true, "redirect_uris": [callback], "grant_types": code_grants, "scope": scope}),
