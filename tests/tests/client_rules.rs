@@ -22,6 +22,12 @@ async fn admin_add(ts: &TestServer, body: &Value) -> Reply {
     send(ts.client().post(ts.url("/admin/clients")).bearer_auth(ADMIN).json(body)).await
 }
 
+/// The built-in catalogue plus `legacy_reports`, offered to `oauth2` clients only.
+fn add_legacy_oauth2_scope(c: &mut strongroom_server::config::Config) {
+    c.scopes = builtin_scopes();
+    c.scopes.push(ScopeDefinition { name: "legacy_reports".into(), profiles: vec![Profile::OAuth2], default: false });
+}
+
 async fn discovery(ts: &TestServer) -> Value {
     let r = send(ts.client().get(ts.url("/.well-known/openid-configuration"))).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -104,12 +110,7 @@ async fn scopes_only_from_the_configured_catalogue() {
     let ts = TestServer::start_with(|c| {
         c.registration.initial_access_token = Some(IAT.into());
         c.admin.token = Some(ADMIN.into());
-        c.scopes = builtin_scopes();
-        c.scopes.push(ScopeDefinition {
-            name: "legacy_reports".into(),
-            profiles: vec![Profile::OAuth2],
-            default: false,
-        });
+        add_legacy_oauth2_scope(c);
     })
     .await;
     let key = client_key(JwsAlg::ES256);
@@ -152,12 +153,7 @@ async fn a_fapi_only_deployment_offers_only_fapi() {
         c.registration.initial_access_token = Some(IAT.into());
         c.admin.token = Some(ADMIN.into());
         c.profiles = vec![Profile::Fapi2Security, Profile::Fapi2MessageSigning, Profile::Fapi1Advanced];
-        c.scopes = builtin_scopes();
-        c.scopes.push(ScopeDefinition {
-            name: "legacy_reports".into(),
-            profiles: vec![Profile::OAuth2],
-            default: false,
-        });
+        add_legacy_oauth2_scope(c);
     })
     .await;
     let d = discovery(&ts).await;

@@ -114,20 +114,20 @@ impl ClientRules {
         self.scopes.iter().filter(|s| self.profiles.iter().any(|p| s.offered_to(*p))).map(|s| s.name.as_str()).collect()
     }
 
-    /// Problems with the rules themselves, for configuration checks: no profile, a scope
-    /// that is not a valid scope token, a scope defined twice. (A scope only for disabled
-    /// profiles is allowed: it is simply not offered.)
-    pub fn problems(&self) -> Vec<String> {
+    /// Problems with the rules themselves, for configuration checks, as (configuration key,
+    /// message): no profile, a scope that is not a valid scope token, a scope defined twice.
+    /// (A scope only for disabled profiles is allowed: it is simply not offered.)
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if self.profiles.is_empty() {
-            out.push("profiles: at least one profile must be enabled".to_string());
+            out.push(("profiles", "at least one profile must be enabled".to_string()));
         }
         for (i, s) in self.scopes.iter().enumerate() {
             if !is_scope_token(&s.name) {
-                out.push(format!("scopes: `{}` is not a scope token (RFC 6749 §3.3)", s.name));
+                out.push(("scopes", format!("`{}` is not a scope token (RFC 6749 §3.3)", s.name)));
             }
             if self.scopes[..i].iter().any(|o| o.name == s.name) {
-                out.push(format!("scopes: `{}` is defined twice", s.name));
+                out.push(("scopes", format!("`{}` is defined twice", s.name)));
             }
         }
         out
@@ -191,8 +191,12 @@ mod tests {
         r.scopes.push(ScopeDefinition::new("two words", false));
         r.scopes.push(ScopeDefinition::new("openid", false));
         r.profiles.clear();
-        let p = r.problems().join("\n");
-        for needle in ["at least one profile", "`two words` is not a scope token", "`openid` is defined twice"] {
+        let p = r.problems().iter().map(|(key, message)| format!("{key}: {message}")).collect::<Vec<_>>().join("\n");
+        for needle in [
+            "profiles: at least one profile",
+            "scopes: `two words` is not a scope token",
+            "scopes: `openid` is defined twice",
+        ] {
             assert!(p.contains(needle), "{needle}: {p}");
         }
     }

@@ -627,8 +627,7 @@ impl Config {
         if let Err(m) = check_https_url(&self.issuer) {
             p.add("issuer", m);
         }
-        for problem in self.client_rules().problems() {
-            let (key, message) = problem.split_once(": ").unwrap_or(("profiles", problem.as_str()));
+        for (key, message) in self.client_rules().problems() {
             p.add(key, message);
         }
 
