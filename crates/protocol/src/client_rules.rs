@@ -68,7 +68,7 @@ fn invalid(field: &'static str, message: String) -> MetadataError {
 }
 
 /// A scope token per RFC 6749 §3.3: printable ASCII without space, `"` and `\`.
-fn is_scope_token(s: &str) -> bool {
+pub fn is_scope_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 

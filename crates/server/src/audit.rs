@@ -216,9 +216,7 @@ impl AuditEvent {
 
     /// A scope; kept only when it is a list of RFC 6749 §3.3 scope tokens.
     pub fn scope(mut self, scope: &str) -> Self {
-        let is_scope = scope
-            .split(' ')
-            .all(|s| !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) && b != 0x5c));
+        let is_scope = scope.split(' ').all(strongroom_protocol::client_rules::is_scope_token);
         if is_scope && scope.len() <= 1024 {
             self.scope = Some(scope.to_owned());
         }
