@@ -5,7 +5,7 @@
 //! [`security_headers`].
 
 use crate::http::AppRef;
-use crate::http::authorize;
+use crate::http::{consent, login};
 use crate::state::AppState;
 use anyhow::Context;
 use axum::Router;
@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::Environment;
 use serde::Serialize;
+use strongroom_protocol::client::Client;
 use strongroom_protocol::{ErrorCode, OAuthError};
 
 /// Built-in templates, by name.
@@ -186,11 +187,16 @@ pub async fn demo_callback(State(state): State<AppRef>, RawQuery(query): RawQuer
     page(&state, StatusCode::OK, "callback.html", minijinja::context! { params }, &[])
 }
 
+/// The name the pages show for a client: its `client_name`, else its `client_id`.
+pub fn client_name(client: &Client) -> String {
+    client.metadata.client_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| client.client_id.clone())
+}
+
 /// Routes of the login and consent forms and the demo callback (public listener).
 pub fn routes() -> Router<AppRef> {
     Router::new()
-        .route(LOGIN_PATH, post(authorize::login))
-        .route(CONSENT_PATH, post(authorize::consent))
+        .route(LOGIN_PATH, post(login::login))
+        .route(CONSENT_PATH, post(consent::consent))
         .route(DEMO_CALLBACK_PATH, get(demo_callback))
 }
 

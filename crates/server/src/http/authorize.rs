@@ -1,6 +1,6 @@
 //! The front channel: the authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2,
-//! RFC 9126 §4), the login form, the consent form and the authorization response
-//! (RFC 9207 `iss`, JARM, hybrid ID token).
+//! RFC 9126 §4), the decision and the authorization response (RFC 9207 `iss`, JARM, hybrid
+//! ID token). The login and consent forms are in [`super::login`] and [`super::consent`].
 //!
 //! Every request is turned into a pushed-request record first: FAPI clients push it
 //! (PAR); for clients that may send it directly, the validated request is stored under a
@@ -12,21 +12,21 @@
 // the design, moved once per request, not a cost worth boxing.
 #![allow(clippy::result_large_err)]
 
+use super::consent::consent_page;
+use super::cookies::{SESSION_COOKIE, cookie};
+use super::login::login_page;
 use super::par::REQUEST_URI_PREFIX;
 use super::token::CodeData;
 use super::{AppRef, Params, parse_form, parse_pairs};
 use crate::audit::{AuditEvent, AuditKind};
-use crate::pages::{self, CONSENT_PATH, LOGIN_PATH, Pair, error_page, page, scope_views};
-use crate::service::verify_password;
+use crate::pages::{self, Pair, error_page, page};
 use crate::state::{AppState, now};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-use std::sync::OnceLock;
 use strongroom_protocol::authz::{
-    AuthorizationRequest, error_request, needs_fresh_login, redirect_with, refused_by_user, trusted_redirect_uri,
+    AuthorizationRequest, error_request, needs_fresh_login, redirect_with, trusted_redirect_uri,
     unverified_request_redirect, validate_authorization_request,
 };
 use strongroom_protocol::client::Client;
@@ -37,27 +37,9 @@ use strongroom_protocol::request_object::{Delivery, delivery_for, jarm_claims};
 use strongroom_protocol::tokens::IdTokenInput;
 use strongroom_protocol::{ErrorCode, OAuthError};
 use strongroom_store::{ConsentRecord, Consumed, OneTimeRecord, SessionRecord, StoreError};
-use subtle::ConstantTimeEq;
-
-/// The browser session cookie (its value is stored only as a SHA-256 hash).
-pub const SESSION_COOKIE: &str = "sr_session";
-/// The CSRF double-submit cookie.
-pub const CSRF_COOKIE: &str = "sr_csrf";
-pub use strongroom_protocol::claims_request::PASSWORD_ACR;
-/// Failed logins for one username after which further attempts are refused.
-pub const MAX_LOGIN_FAILURES: u32 = 5;
-/// The window in which failures are counted, and for which a throttled username stays
-/// refused, in seconds.
-pub const LOGIN_FAILURE_WINDOW: i64 = 15 * 60;
-/// The one message for every failed login, whether or not the user exists (no user
-/// enumeration).
-pub const BAD_CREDENTIALS: &str = "The username or password is not correct.";
-/// The message while a username is throttled.
-pub const TOO_MANY_ATTEMPTS: &str = "The username or password is not correct, and there were too many attempts: \
-                                     try later.";
 
 /// A step that either goes on with a value or ends with a response (a page or redirect).
-type Step<T> = Result<T, Response>;
+pub(super) type Step<T> = Result<T, Response>;
 
 // ---------------------------------------------------------------------------------------
 // The authorization endpoint
@@ -170,7 +152,7 @@ async fn pushed_request(state: &AppState, client: &Client, uri: &str, now: i64) 
     Ok(request)
 }
 
-fn unusable_request_uri(state: &AppState) -> Response {
+pub(super) fn unusable_request_uri(state: &AppState) -> Response {
     error_page(
         state,
         &OAuthError::new(
@@ -181,7 +163,7 @@ fn unusable_request_uri(state: &AppState) -> Response {
 }
 
 /// Reads a pushed request (unknown, expired, decided or corrupt: the error page).
-async fn load_pushed(state: &AppState, uri: &str, now: i64) -> Step<(OneTimeRecord, AuthorizationRequest)> {
+pub(super) async fn load_pushed(state: &AppState, uri: &str, now: i64) -> Step<(OneTimeRecord, AuthorizationRequest)> {
     // R9126-2.2: only the URNs we issued (R9101-5.2 by-reference URLs are not supported).
     if !uri.starts_with(REQUEST_URI_PREFIX) || uri.contains('#') || uri.len() > 512 {
         return Err(unusable_request_uri(state));
@@ -296,7 +278,7 @@ async fn proceed(
 /// The browser's session, when it satisfies this request: a session exists, its user
 /// still exists, and it is recent enough (`prompt=login`, `max_age`) — or it was created
 /// by a login for this very request.
-async fn signed_in_for(
+pub(super) async fn signed_in_for(
     state: &AppState,
     headers: &HeaderMap,
     request_uri: &str,
@@ -581,7 +563,7 @@ fn plain_error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, 
 }
 
 /// A 303 See Other (F2SP-5.3.2.2-10/11: never 307), with the page security headers.
-fn see_other(location: &str, cookies: &[String]) -> Response {
+pub(super) fn see_other(location: &str, cookies: &[String]) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
     match HeaderValue::from_str(location) {
@@ -604,7 +586,7 @@ fn see_other(location: &str, cookies: &[String]) -> Response {
 }
 
 /// The authorization endpoint URL that resumes the flow for a request URI.
-fn resume_url(state: &AppState, client_id: &str, request_uri: &str) -> String {
+pub(super) fn resume_url(state: &AppState, client_id: &str, request_uri: &str) -> String {
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("client_id", client_id)
         .append_pair("request_uri", request_uri)
@@ -613,311 +595,11 @@ fn resume_url(state: &AppState, client_id: &str, request_uri: &str) -> String {
 }
 
 /// A store failure as a page: `temporarily_unavailable`, the detail only in the log.
-fn store_page(state: &AppState, e: StoreError) -> Response {
+pub(super) fn store_page(state: &AppState, e: StoreError) -> Response {
     tracing::error!(error = %e, "store failure");
     let error = match e {
         StoreError::Database(_) => OAuthError::temporarily_unavailable(),
         _ => OAuthError::server_error(),
     };
     error_page(state, &error)
-}
-
-// ---------------------------------------------------------------------------------------
-// Cookies and CSRF
-
-/// The value of a cookie in the request.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-fn looks_like_token(v: &str) -> bool {
-    v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// The CSRF token for a page: the browser's current one when it has a well-formed one,
-/// else a new one. The cookie is (re)set with every page.
-fn csrf_token(headers: &HeaderMap) -> (String, String) {
-    let token = cookie(headers, CSRF_COOKIE).filter(|v| looks_like_token(v)).map(str::to_string);
-    let token = token.unwrap_or_else(random_token);
-    let set = format!("{CSRF_COOKIE}={token}; Secure; HttpOnly; SameSite=Strict; Path=/");
-    (token, set)
-}
-
-/// Double-submit check: the form's `csrf` field equals the `sr_csrf` cookie, compared in
-/// constant time.
-fn csrf_ok(headers: &HeaderMap, form: &Params) -> bool {
-    match (cookie(headers, CSRF_COOKIE), form.get("csrf")) {
-        (Some(c), Some(f)) if looks_like_token(c) => bool::from(c.as_bytes().ct_eq(f.as_bytes())),
-        _ => false,
-    }
-}
-
-fn csrf_refused(state: &AppState) -> Response {
-    error_page(
-        state,
-        &OAuthError::invalid_request(
-            "the form has expired or did not come from this site: return to the application and start again",
-        ),
-    )
-}
-
-fn client_name(client: &Client) -> String {
-    client.metadata.client_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| client.client_id.clone())
-}
-
-// ---------------------------------------------------------------------------------------
-// Login
-
-fn login_page(
-    state: &AppState,
-    headers: &HeaderMap,
-    client: &Client,
-    request_uri: &str,
-    error: Option<&str>,
-    username: &str,
-    status: StatusCode,
-) -> Response {
-    let (csrf, set_cookie) = csrf_token(headers);
-    let ctx = minijinja::context! {
-        client_name => client_name(client),
-        client_id => client.client_id.as_str(),
-        request_uri,
-        csrf,
-        error,
-        username,
-        action => state.endpoints.public(LOGIN_PATH),
-    };
-    page(state, status, "login.html", ctx, &[set_cookie])
-}
-
-/// A valid Argon2id hash of nothing anyone knows, so an unknown username costs the same
-/// verification time as a known one.
-/// Concurrent Argon2id verifications allowed (one per core of the reference machine).
-static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| crate::service::hash_password(&random_token()).unwrap_or_default())
-}
-
-/// Whether a username is throttled now (too many recent failures).
-fn throttled(state: &AppState, key: &str, now: i64) -> bool {
-    let Ok(map) = state.login_failures.lock() else { return false };
-    map.get(key).is_some_and(|(n, start)| *n >= MAX_LOGIN_FAILURES && now - start < LOGIN_FAILURE_WINDOW)
-}
-
-fn record_failure(state: &AppState, key: &str, now: i64) {
-    let Ok(mut map) = state.login_failures.lock() else { return };
-    if map.len() > 100_000 {
-        map.retain(|_, (_, start)| now - *start < LOGIN_FAILURE_WINDOW);
-    }
-    let entry = map.entry(key.to_string()).or_insert((0, now));
-    if now - entry.1 >= LOGIN_FAILURE_WINDOW {
-        *entry = (0, now);
-    }
-    entry.0 += 1;
-}
-
-fn clear_failures(state: &AppState, key: &str) {
-    if let Ok(mut map) = state.login_failures.lock() {
-        map.remove(key);
-    }
-}
-
-/// Records a sign-in attempt: the client it was for and the user when the username is
-/// known (never the username or password typed).
-async fn audit_login(state: &AppState, kind: AuditKind, client: &Client, subject: Option<&str>) {
-    let mut event = AuditEvent::new(kind).client(client).detail("known_user", subject.is_some());
-    if let Some(s) = subject {
-        event = event.subject(s);
-    }
-    state.audit.record(event).await;
-}
-
-/// `POST /login` (username, password, csrf, request_uri): Argon2id verification, one
-/// generic message for every failure, throttling per username, a fresh session, and a 303
-/// back to the authorization endpoint (F2SP-5.3.2.2-10/11).
-pub async fn login(State(state): State<AppRef>, headers: HeaderMap, body: Bytes) -> Response {
-    login_inner(&state, &headers, &body).await.unwrap_or_else(|r| r)
-}
-
-async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<Response> {
-    let form = parse_form(headers, body).map_err(|e| error_page(state, &e.error))?;
-    if !csrf_ok(headers, &form) {
-        return Err(csrf_refused(state));
-    }
-    let now = now();
-    let request_uri = form.get("request_uri").map(String::as_str).unwrap_or("");
-    let (record, _request) = load_pushed(state, request_uri, now).await?;
-    let client = state
-        .client(&record.client_id)
-        .await
-        .map_err(|e| store_page(state, e))?
-        .ok_or_else(|| unusable_request_uri(state))?;
-    // The Cancel control: no sign-in, the request ends at the client like a denial.
-    if form.get("decision").map(String::as_str) == Some("cancel") {
-        return Ok(decide(state, &client, request_uri, Decision::Refuse(refused_by_user()), now).await);
-    }
-    let username = form.get("username").map(|u| u.trim()).unwrap_or("");
-    let password = form.get("password").cloned().unwrap_or_default();
-    let key = username.to_lowercase();
-    let again = |msg: &str, status| login_page(state, headers, &client, request_uri, Some(msg), username, status);
-    if username.is_empty() || username.len() > 128 || password.is_empty() || password.len() > 1024 {
-        return Ok(again(BAD_CREDENTIALS, StatusCode::OK));
-    }
-    if throttled(state, &key, now) {
-        crate::telemetry::login(crate::telemetry::LoginResult::Throttled);
-        let known = state.store.get_user_by_username(username).await.ok().flatten();
-        audit_login(state, AuditKind::LoginThrottled, &client, known.as_ref().map(|u| u.subject.as_str())).await;
-        return Ok(again(TOO_MANY_ATTEMPTS, StatusCode::TOO_MANY_REQUESTS));
-    }
-    let user = state.store.get_user_by_username(username).await.map_err(|e| store_page(state, e))?;
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    // Argon2id takes 19 MiB per verification: at most two at a time, so a burst of
-    // sign-ins costs time, not memory the allocator keeps afterwards.
-    let _slot = PASSWORD_CHECKS.acquire().await.map_err(|_| error_page(state, &OAuthError::server_error()))?;
-    let verified = tokio::task::spawn_blocking(move || match hash {
-        Some(h) => verify_password(&password, &h),
-        None => {
-            let _ = verify_password(&password, dummy_hash());
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
-    let subject = user.as_ref().map(|u| u.subject.clone());
-    let Some(user) = user.filter(|_| verified) else {
-        record_failure(state, &key, now);
-        crate::telemetry::login(crate::telemetry::LoginResult::Failure);
-        audit_login(state, AuditKind::LoginFailed, &client, subject.as_deref()).await;
-        return Ok(again(BAD_CREDENTIALS, StatusCode::OK));
-    };
-    clear_failures(state, &key);
-    crate::telemetry::login(crate::telemetry::LoginResult::Success);
-    audit_login(state, AuditKind::LoginSucceeded, &client, Some(&user.subject)).await;
-    // A new session on every login (no session fixation); the old one ends.
-    if let Some(old) = cookie(headers, SESSION_COOKIE)
-        && let Err(e) = state.store.delete_session(&sha256_b64url(old.as_bytes())).await
-    {
-        tracing::warn!(error = %e, "could not end the previous session");
-    }
-    let value = random_token();
-    let ttl = i64::try_from(state.config.tokens.session_ttl).unwrap_or(3600);
-    let session = SessionRecord {
-        id: sha256_b64url(value.as_bytes()),
-        subject: user.subject.clone(),
-        auth_time: now,
-        expires_at: now + ttl,
-        data: json!({"acr": PASSWORD_ACR, "amr": ["pwd"], "request_uri": request_uri}),
-    };
-    state.store.put_session(&session).await.map_err(|e| store_page(state, e))?;
-    let set = format!("{SESSION_COOKIE}={value}; Secure; HttpOnly; SameSite=Lax; Path=/");
-    Ok(see_other(&resume_url(state, &client.client_id, request_uri), &[set]))
-}
-
-// ---------------------------------------------------------------------------------------
-// Consent
-
-/// The consent page: names the client and lists each requested scope in words
-/// (F2SP-5.3.2.2-13, F1B-5.2.2-17), with Approve and Deny.
-async fn consent_page(
-    state: &AppState,
-    headers: &HeaderMap,
-    client: &Client,
-    request_uri: &str,
-    request: &AuthorizationRequest,
-    session: &SessionRecord,
-) -> Step<Response> {
-    let user = state.store.get_user_by_subject(&session.subject).await.map_err(|e| store_page(state, e))?;
-    let user_name =
-        user.map(|u| u.claims.get("name").and_then(|n| n.as_str()).map(str::to_string).unwrap_or(u.username));
-    let (csrf, set_cookie) = csrf_token(headers);
-    let ctx = minijinja::context! {
-        client_name => client_name(client),
-        client_id => client.client_id.as_str(),
-        user_name,
-        scopes => scope_views(&request.scope),
-        request_uri,
-        csrf,
-        action => state.endpoints.public(CONSENT_PATH),
-    };
-    Ok(page(state, StatusCode::OK, "consent.html", ctx, &[set_cookie]))
-}
-
-/// `POST /consent` (csrf, request_uri, decision): with a signed-in session, decides the
-/// request — Approve issues a code, Deny answers `access_denied` (F2SP-5.3.2.2-7).
-pub async fn consent(State(state): State<AppRef>, headers: HeaderMap, body: Bytes) -> Response {
-    consent_inner(&state, &headers, &body).await.unwrap_or_else(|r| r)
-}
-
-async fn consent_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<Response> {
-    let form = parse_form(headers, body).map_err(|e| error_page(state, &e.error))?;
-    if !csrf_ok(headers, &form) {
-        return Err(csrf_refused(state));
-    }
-    let now = now();
-    let request_uri = form.get("request_uri").map(String::as_str).unwrap_or("");
-    let (record, request) = load_pushed(state, request_uri, now).await?;
-    let client = state
-        .client(&record.client_id)
-        .await
-        .map_err(|e| store_page(state, e))?
-        .ok_or_else(|| unusable_request_uri(state))?;
-    let decision = form.get("decision").map(String::as_str);
-    if !matches!(decision, Some("approve" | "deny")) {
-        return Err(error_page(state, &OAuthError::invalid_request("choose Approve or Deny")));
-    }
-    // Signed out, or the sign-in is too old for this request: back through the endpoint,
-    // which shows the login page again.
-    let Some(session) = signed_in_for(state, headers, request_uri, &request, now).await? else {
-        return Ok(see_other(&resume_url(state, &client.client_id, request_uri), &[]));
-    };
-    let d = match decision {
-        Some("approve") => Decision::Approve { session, remember: true },
-        _ => Decision::Refuse(refused_by_user()),
-    };
-    Ok(decide(state, &client, request_uri, d, now).await)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(cookie_header: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_str(cookie_header).unwrap());
-        h
-    }
-
-    #[test]
-    fn cookies_are_found_by_name() {
-        let h = headers("a=1; sr_session=abc;  sr_csrf=xyz");
-        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
-        assert_eq!(cookie(&h, CSRF_COOKIE), Some("xyz"));
-        assert_eq!(cookie(&h, "b"), None);
-    }
-
-    #[test]
-    fn csrf_double_submit() {
-        let t = random_token();
-        let h = headers(&format!("{CSRF_COOKIE}={t}"));
-        let mut form = Params::new();
-        assert!(!csrf_ok(&h, &form));
-        form.insert("csrf".into(), t.clone());
-        assert!(csrf_ok(&h, &form));
-        form.insert("csrf".into(), random_token());
-        assert!(!csrf_ok(&h, &form));
-        // A page reuses a well-formed cookie and replaces a malformed one.
-        assert_eq!(csrf_token(&h).0, t);
-        assert_ne!(csrf_token(&headers("sr_csrf=short")).0, "short");
-        let (_, set) = csrf_token(&h);
-        assert!(set.contains("Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"));
-    }
 }

@@ -4,8 +4,11 @@
 pub mod admin;
 pub mod authorize;
 pub mod client_auth;
+pub mod consent;
+pub mod cookies;
 pub mod dpop;
 pub mod introspect;
+pub mod login;
 pub mod par;
 pub mod register;
 pub mod token;
