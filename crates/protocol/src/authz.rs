@@ -52,10 +52,8 @@ impl AuthorizationRequest {
     }
     /// The effective response mode: asked, or the default for the response type.
     pub fn effective_mode(&self) -> ResponseMode {
-        self.response_mode.as_deref().and_then(ResponseMode::parse).unwrap_or(match self.response_type() {
-            Some(ResponseType::CodeIdToken) => ResponseMode::Fragment,
-            _ => ResponseMode::Query,
-        })
+        let default = ResponseMode::default_for(self.response_type().unwrap_or(ResponseType::Code));
+        self.response_mode.as_deref().and_then(ResponseMode::parse).unwrap_or(default)
     }
     /// Whether `openid` was asked for.
     pub fn is_openid(&self) -> bool {
@@ -113,8 +111,7 @@ pub fn validate_authorization_request(
     };
     // F2MS-5.3.3: only the response modes the client registered, when it registered any.
     if let Some(registered) = &client.response_modes {
-        let effective =
-            mode.unwrap_or(if rt == ResponseType::CodeIdToken { ResponseMode::Fragment } else { ResponseMode::Query });
+        let effective = mode.unwrap_or(ResponseMode::default_for(rt));
         if !registered.contains(&effective) {
             return Err(OAuthError::invalid_request("response_mode is not one the client registered"));
         }
@@ -222,45 +219,6 @@ pub fn needs_fresh_login(req: &AuthorizationRequest, auth_time: Option<i64>, now
     match auth_time {
         None => true,
         Some(t) => req.prompt.iter().any(|p| p == "login") || req.max_age.is_some_and(|m| now - t > m),
-    }
-}
-
-/// Issue 10 point 2, R6749-4.1.2.1, JARM §4.3: the request an error answers when the
-/// parameters come from a verified request object (or are plain) and the client and its
-/// redirect URI are trusted: the error then goes out exactly like a success would, in the
-/// asked response mode when the profile allows it (JARM, fragment for `code id_token`).
-/// `None` when the redirect URI cannot be trusted (the caller shows the error page).
-pub fn error_request(params: &Params, client: &Client) -> Option<AuthorizationRequest> {
-    let redirect_uri = trusted_redirect_uri(params, client)?;
-    let policy = client.policy();
-    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let rt = get("response_type").and_then(ResponseType::parse).filter(|rt| policy.allows_response_type(*rt));
-    let mode = get("response_mode").and_then(ResponseMode::parse).filter(|m| policy.response_modes.contains(m));
-    Some(AuthorizationRequest {
-        client_id: client.client_id.clone(),
-        response_type: rt.unwrap_or(ResponseType::Code).as_str().to_string(),
-        response_mode: mode.map(|m| m.as_str().to_string()),
-        redirect_uri: redirect_uri.to_string(),
-        scope: String::new(),
-        state: get("state").filter(|s| s.len() <= MAX_STATE_LEN).map(str::to_string),
-        nonce: None,
-        code_challenge: None,
-        dpop_jkt: None,
-        prompt: Vec::new(),
-        max_age: None,
-        acr_values: Vec::new(),
-        claims: None,
-    })
-}
-
-/// Issue 10 point 2, F1A-5.2.2-10, R6749-4.1.2.1: where an error goes when a request
-/// object fails verification. Its unsigned outer parameters never choose the target: only
-/// a client with exactly one registered redirect URI gets the error there (without `state`,
-/// which would come from the unsigned outer request); otherwise the caller shows the page.
-pub fn unverified_request_redirect(client: &Client) -> Option<&str> {
-    match client.metadata.redirect_uris.as_slice() {
-        [only] => Some(only.as_str()),
-        _ => None,
     }
 }
 
@@ -482,29 +440,6 @@ mod tests {
         assert_eq!(reconcile_dpop_jkt(Some("a"), Some("a")).unwrap(), Some("a".into()));
         assert_eq!(reconcile_dpop_jkt(None, Some("b")).unwrap(), Some("b".into()));
         assert_eq!(reconcile_dpop_jkt(Some("a"), Some("b")).unwrap_err().code, ErrorCode::InvalidDpopProof);
-    }
-
-    /// Issue 10 point 2: an error keeps the asked JWT response mode and `state` once the
-    /// redirect URI is trusted; an untrusted redirect URI gives no redirect target.
-    #[test]
-    fn error_request_keeps_the_response_mode() {
-        let c = client("fapi1-advanced");
-        let r = error_request(&params(&[("response_type", "code"), ("response_mode", "jwt")]), &c).unwrap();
-        assert_eq!(r.effective_mode(), ResponseMode::Jwt);
-        assert_eq!(r.state.as_deref(), Some("s"));
-        let r = error_request(&params(&[("response_type", "code id_token")]), &c).unwrap();
-        assert_eq!(r.effective_mode(), ResponseMode::Fragment);
-        assert!(error_request(&params(&[("redirect_uri", "https://evil.example/cb")]), &c).is_none());
-    }
-
-    /// Issue 10 point 2: a failed request object redirects only to the single registered URI.
-    #[test]
-    fn unverified_request_goes_only_to_the_single_redirect_uri() {
-        let c = client("fapi1-advanced");
-        assert_eq!(unverified_request_redirect(&c), Some("https://c.example/cb"));
-        let mut two = c.clone();
-        two.metadata.redirect_uris.push("https://c.example/other".into());
-        assert_eq!(unverified_request_redirect(&two), None);
     }
 
     /// Issue 10 point 1: cancel and deny are `access_denied`.

@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod dn;
 pub mod dpop;
 pub mod error;
+pub mod flow;
 pub mod jose;
 pub mod mtls;
 pub mod outbound;
@@ -21,6 +22,7 @@ pub mod policy;
 pub mod random;
 pub mod registration;
 pub mod request_object;
+pub mod response;
 pub mod software_statement;
 pub mod tokens;
 

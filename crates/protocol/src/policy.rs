@@ -164,6 +164,14 @@ impl ResponseMode {
         .into_iter()
         .find(|m| m.as_str() == s)
     }
+    /// OAuth 2.0 Multiple Response Types §5: `query` for `code`, `fragment` for responses
+    /// that carry tokens (`code id_token`).
+    pub fn default_for(rt: ResponseType) -> ResponseMode {
+        match rt {
+            ResponseType::Code => ResponseMode::Query,
+            ResponseType::CodeIdToken => ResponseMode::Fragment,
+        }
+    }
     /// True for the JARM modes.
     pub fn is_jwt(self) -> bool {
         matches!(

@@ -1,20 +1,18 @@
 //! Signed request objects (JAR, RFC 9101) and their FAPI rules, and the JWT-secured
-//! authorization response (JARM).
+//! authorization response (JARM, in [`crate::response`]).
 
 use crate::authz::Params;
 use crate::client::Client;
 use crate::client_auth::check_not_from_future;
 use crate::error::{ErrorCode, OAuthError, OAuthResult};
 use crate::jose::{JwtKind, ParsedJws, check_explicit_type};
-use crate::policy::{ResponseMode, ResponseType};
+use crate::policy::ResponseType;
 use serde_json::{Map, Value};
 
 /// RFC 9101 §10.8 media type of request objects.
 pub const REQUEST_OBJECT_TYP: &str = "oauth-authz-req+jwt";
 /// F1A-5.2.2-13 / F2MS: the longest `exp - nbf`, and the oldest `nbf`, in seconds.
 pub const MAX_REQUEST_OBJECT_LIFETIME: i64 = 3600;
-/// Lifetime of a JARM response JWT (JARM §4.1: short).
-pub const JARM_TTL: i64 = 60;
 
 fn invalid(d: &'static str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidRequestObject, d)
@@ -98,44 +96,6 @@ pub fn params_from_claims(claims: &Map<String, Value>) -> Params {
             Some((k.clone(), s))
         })
         .collect()
-}
-
-/// JARM §4.1: the response document — `iss`, `aud`, `exp`, and the response parameters.
-pub fn jarm_claims(issuer: &str, client_id: &str, now: i64, params: &[(&str, &str)]) -> Value {
-    let mut m = Map::new();
-    for (k, v) in params {
-        m.insert((*k).to_string(), (*v).into());
-    }
-    m.insert("iss".into(), issuer.into());
-    m.insert("aud".into(), client_id.into());
-    m.insert("exp".into(), (now + JARM_TTL).into());
-    m.insert("iat".into(), now.into());
-    Value::Object(m)
-}
-
-/// How a response reaches the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// Redirect with parameters in the query.
-    Query,
-    /// Redirect with parameters in the fragment.
-    Fragment,
-    /// An auto-submitting HTML form posted to the redirect URI.
-    FormPost,
-}
-
-/// JARM §4.3: where each response mode puts the response; `jwt` means `query.jwt` for
-/// `code` and `fragment.jwt` for responses that carry tokens (hybrid).
-pub fn delivery_for(mode: ResponseMode, response_type: Option<ResponseType>) -> Delivery {
-    match mode {
-        ResponseMode::Query | ResponseMode::QueryJwt => Delivery::Query,
-        ResponseMode::Fragment | ResponseMode::FragmentJwt => Delivery::Fragment,
-        ResponseMode::FormPostJwt => Delivery::FormPost,
-        ResponseMode::Jwt => match response_type {
-            Some(ResponseType::CodeIdToken) => Delivery::Fragment,
-            _ => Delivery::Query,
-        },
-    }
 }
 
 #[cfg(test)]
@@ -227,17 +187,5 @@ mod tests {
         let t = sign_with_header(&rsa, &json!({"alg": "RS256"}), &claims()).unwrap();
         let err = check_request_object(&ParsedJws::parse(&t, 16384).unwrap(), &c, ISS, NOW, &outer()).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidRequestObject);
-    }
-
-    #[test]
-    fn jarm_modes_and_claims() {
-        assert_eq!(delivery_for(ResponseMode::Jwt, Some(ResponseType::Code)), Delivery::Query);
-        assert_eq!(delivery_for(ResponseMode::Jwt, Some(ResponseType::CodeIdToken)), Delivery::Fragment);
-        assert_eq!(delivery_for(ResponseMode::FormPostJwt, None), Delivery::FormPost);
-        let c = jarm_claims(ISS, "c1", NOW, &[("code", "abc"), ("state", "s")]);
-        assert_eq!(c["iss"], ISS);
-        assert_eq!(c["aud"], "c1");
-        assert_eq!(c["exp"], NOW + JARM_TTL);
-        assert_eq!(c["code"], "abc");
     }
 }

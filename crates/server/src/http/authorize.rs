@@ -7,6 +7,10 @@
 //! fresh `request_uri` of our own. From there on the flow is the same for all: the login
 //! and consent pages carry only the `request_uri`, and the request is consumed atomically
 //! when the authorization is decided (R9126-4-once), by [`decide`].
+//!
+//! The decisions are `strongroom_protocol::flow` (request source, next step) and
+//! `strongroom_protocol::response` (the response plan and where an error goes); this module
+//! gathers the facts from the store and the cookie, signs and encodes.
 
 // A step ends early with the page or redirect to send: a `Response` as the error value is
 // the design, moved once per request, not a cost worth boxing.
@@ -15,7 +19,6 @@
 use super::consent::consent_page;
 use super::cookies::{SESSION_COOKIE, cookie};
 use super::login::login_page;
-use super::par::REQUEST_URI_PREFIX;
 use super::token::CodeData;
 use super::{AppRef, Params, parse_form, parse_pairs};
 use crate::audit::{AuditEvent, AuditKind};
@@ -25,15 +28,20 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use strongroom_protocol::authz::{
-    AuthorizationRequest, error_request, needs_fresh_login, redirect_with, trusted_redirect_uri,
-    unverified_request_redirect, validate_authorization_request,
-};
+use strongroom_protocol::authz::{AuthorizationRequest, redirect_with, validate_authorization_request};
 use strongroom_protocol::client::Client;
 use strongroom_protocol::discovery::paths;
+use strongroom_protocol::flow::{
+    self, Facts, NextStep, REQUEST_URI_PREFIX, RequestSource, SignedIn, check_pushed_request, classify_request_source,
+    code_lifetime, is_issued_request_uri, may_remember_consent, merged_consent, next_step, request_uri_lifetime,
+    session_satisfies,
+};
 use strongroom_protocol::jose::sha256_b64url;
 use strongroom_protocol::random::random_token;
-use strongroom_protocol::request_object::{Delivery, delivery_for, jarm_claims};
+use strongroom_protocol::response::{
+    Delivery, ErrorDelivery, FrontChannelError, Outcome, ParamsOrigin, ResponseBody, ResponsePlan, ResponseTarget,
+    error_delivery, plan_response,
+};
 use strongroom_protocol::tokens::IdTokenInput;
 use strongroom_protocol::{ErrorCode, OAuthError};
 use strongroom_store::{ConsentRecord, Consumed, OneTimeRecord, SessionRecord, StoreError};
@@ -72,100 +80,50 @@ async fn begin(state: &AppRef, params: &Params, headers: &HeaderMap) -> Step<Res
         state.client(client_id).await.map_err(|e| store_page(state, e))?.ok_or_else(|| {
             error_page(state, &OAuthError::invalid_request("the application (client_id) is not known"))
         })?;
-    // R9101-5-excl: `request` and `request_uri` never come together.
-    if params.contains_key("request") && params.contains_key("request_uri") {
-        return Err(error_page(state, &OAuthError::invalid_request("request and request_uri must not both be sent")));
-    }
-    let (request_uri, request) = match params.get("request_uri") {
-        // F2SP-client-5.3.3.2-6, R9101-6.3: only the pushed parameters count; anything
-        // else on the front channel is ignored.
-        // R9101-5.2: a client-hosted request object, where allowed and registered.
-        Some(uri) if !uri.starts_with(REQUEST_URI_PREFIX) && !client.requires_par() => {
-            remote_request(state, &client, params, uri, now).await?
+    let allow_client_hosted = state.config.registration.allow_remote_request_uris;
+    let source = match classify_request_source(params, &client, allow_client_hosted) {
+        Ok(source) => source,
+        Err(e) => return Err(front_channel_error(state, &client, e, now).await),
+    };
+    let (request_uri, request) = match source {
+        RequestSource::Pushed(uri) => (uri.to_string(), pushed_request(state, &client, uri, now).await?),
+        RequestSource::ClientHosted(uri) => {
+            let object = client_hosted_request_object(state, &client, uri).await?;
+            direct_request(state, &client, params, Some(&object), now).await?
         }
-        Some(uri) => (uri.clone(), pushed_request(state, &client, uri, now).await?),
-        // F2SP-5.3.2.2-3, R9126-4-only.
-        None if client.requires_par() => {
-            return Err(error_page(
-                state,
-                &OAuthError::invalid_request(
-                    "this application must push its authorization request (PAR) and send only client_id and \
-                     request_uri",
-                ),
-            ));
-        }
-        None => direct_request(state, &client, params, now).await?,
+        RequestSource::ByValue(object) => direct_request(state, &client, params, Some(object), now).await?,
+        RequestSource::Plain => direct_request(state, &client, params, None, now).await?,
     };
     proceed(state, headers, &client, &request_uri, &request, now).await
 }
 
-/// RFC 9101 §5.2: a request object the client hosts at an https `request_uri` it
-/// registered in `request_uris`, fetched with the `jwks_uri` guard; only when the server
-/// allows it (`registration.allow_remote_request_uris`, off by default). From there on it
-/// is a request object by value.
-async fn remote_request(
-    state: &AppState,
-    client: &Client,
-    params: &Params,
-    uri: &str,
-    now: i64,
-) -> Step<(String, AuthorizationRequest)> {
-    let refuse = |d: &'static str| error_page(state, &OAuthError::new(ErrorCode::InvalidRequestUri, d));
-    if !state.config.registration.allow_remote_request_uris {
-        return Err(refuse("client-hosted request_uri values are not accepted"));
-    }
-    let registered = client
-        .metadata
-        .extra
-        .get("request_uris")
-        .and_then(|v| v.as_array())
-        .is_some_and(|list| list.iter().any(|r| r.as_str() == Some(uri)));
-    if !registered {
-        return Err(refuse("the request_uri is not registered for this application"));
-    }
-    let object = state.jwks_fetcher.request_object(uri).await.map_err(|e| {
+/// RFC 9101 §5.2: fetches a client-hosted request object (with the `jwks_uri` guard).
+async fn client_hosted_request_object(state: &AppState, client: &Client, uri: &str) -> Step<String> {
+    state.jwks_fetcher.request_object(uri).await.map_err(|e| {
         tracing::warn!(client_id = %client.client_id, error = %e, "client-hosted request_uri unusable");
-        refuse("the request object could not be fetched from the request_uri")
-    })?;
-    let mut by_value = params.clone();
-    by_value.remove("request_uri");
-    by_value.insert("request".into(), object);
-    direct_request(state, client, &by_value, now).await
+        let e = OAuthError::new(
+            ErrorCode::InvalidRequestUri,
+            "the request object could not be fetched from the request_uri",
+        );
+        error_page(state, &e)
+    })
 }
 
 /// A pushed request of this client that is still usable. Loading it does not consume it
 /// (R9126-4-once: consumption happens at the decision).
 async fn pushed_request(state: &AppState, client: &Client, uri: &str, now: i64) -> Step<AuthorizationRequest> {
     let (record, request) = load_pushed(state, uri, now).await?;
-    // R9126-2.2: a request URI is bound to the client that pushed it.
-    if record.client_id != client.client_id {
-        return Err(unusable_request_uri(state));
-    }
-    // R9126-4-validate: the client may have changed since the push; its redirect URI must
-    // still be registered before anything is sent there.
-    if !client.has_redirect_uri(&request.redirect_uri) {
-        return Err(error_page(
-            state,
-            &OAuthError::invalid_request("the redirect_uri of the pushed request is no longer registered"),
-        ));
-    }
+    check_pushed_request(&record.client_id, &request, client).map_err(|e| error_page(state, &e))?;
     Ok(request)
 }
 
 pub(super) fn unusable_request_uri(state: &AppState) -> Response {
-    error_page(
-        state,
-        &OAuthError::new(
-            ErrorCode::InvalidRequestUri,
-            "the request_uri is unknown, expired or already used, or belongs to another application",
-        ),
-    )
+    error_page(state, &flow::unusable_request_uri())
 }
 
 /// Reads a pushed request (unknown, expired, decided or corrupt: the error page).
 pub(super) async fn load_pushed(state: &AppState, uri: &str, now: i64) -> Step<(OneTimeRecord, AuthorizationRequest)> {
-    // R9126-2.2: only the URNs we issued (R9101-5.2 by-reference URLs are not supported).
-    if !uri.starts_with(REQUEST_URI_PREFIX) || uri.contains('#') || uri.len() > 512 {
+    if !is_issued_request_uri(uri) {
         return Err(unusable_request_uri(state));
     }
     let record = state.store.get_pushed_request(uri).await.map_err(|e| store_page(state, e))?;
@@ -176,59 +134,41 @@ pub(super) async fn load_pushed(state: &AppState, uri: &str, now: i64) -> Step<(
     Ok((record, request))
 }
 
-/// A request sent directly (not pushed) by a client whose profile allows that: validated
-/// as at PAR (R9126-4-validate) and stored under an internal `request_uri` so the rest of
-/// the flow is the same. Errors go back to a registered redirect URI, or to the error page
-/// when the redirect URI cannot be trusted (R6749-4.1.2.1).
+/// A request sent directly (not pushed), by value in a request object or as plain
+/// parameters: validated as at PAR (R9126-4-validate) and stored under an internal
+/// `request_uri` so the rest of the flow is the same. Each error goes where
+/// [`error_delivery`] says for parameters of that origin.
 async fn direct_request(
     state: &AppState,
     client: &Client,
     params: &Params,
+    request_object: Option<&str>,
     now: i64,
 ) -> Step<(String, AuthorizationRequest)> {
-    let fail = |p: &Params, e: OAuthError| match trusted_redirect_uri(p, client) {
-        Some(redirect_uri) => {
-            let st = p.get("state").map(String::as_str).filter(|s| !s.is_empty());
-            plain_error_redirect(state, redirect_uri, st, &e)
-        }
-        None => error_page(state, &e),
-    };
-    // F1A-5.2.2-1: a signed request object by value; only the parameters inside it are
-    // used (F1A-5.2.2-10), after its signature and claims pass (F1A-5.2.2-13).
-    let inner;
-    let params = match params.get("request") {
-        Some(object) => {
-            inner = crate::http::par::request_object_params(state, client, object, params, now).await.map_err(|e| {
-                match unverified_request_redirect(client) {
-                    Some(redirect_uri) => plain_error_redirect(state, redirect_uri, None, &e.error),
-                    None => error_page(state, &e.error),
-                }
-            })?;
-            &inner
-        }
-        None if client.requires_signed_request_object() => {
-            return Err(fail(
-                params,
-                OAuthError::invalid_request("this application must send a signed request object"),
-            ));
-        }
+    let verified;
+    let params = match request_object {
+        Some(object) => match crate::http::par::request_object_params(state, client, object, params, now).await {
+            Ok(inner) => {
+                verified = inner;
+                &verified
+            }
+            Err(e) => {
+                let delivery = error_delivery(params, client, ParamsOrigin::FailedVerification);
+                return Err(
+                    front_channel_error(state, client, FrontChannelError { error: e.error, delivery }, now).await
+                );
+            }
+        },
         None => params,
     };
     let request = match validate_authorization_request(params, client, false) {
         Ok(request) => request,
-        // Issue 10 point 2: the (verified) parameters name a trusted redirect URI, so the
-        // error goes out exactly like a success would (JARM, fragment, form_post.jwt).
-        Err(e) => match error_request(params, client) {
-            Some(answer) => {
-                let enc_keys = response_encryption_keys(state, client, now).await;
-                let response =
-                    authorization_response(state, client, &answer, Outcome::Error(&e), now, enc_keys.as_ref());
-                return Err(response.unwrap_or_else(|r| r));
-            }
-            None => return Err(error_page(state, &e)),
-        },
+        Err(error) => {
+            let delivery = error_delivery(params, client, ParamsOrigin::Verified);
+            return Err(front_channel_error(state, client, FrontChannelError { error, delivery }, now).await);
+        }
     };
-    let ttl = state.config.tokens.par_ttl.min(client.policy().max_request_uri_ttl);
+    let ttl = request_uri_lifetime(state.config.tokens.par_ttl, client);
     let uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
     let data = serde_json::to_value(&request).map_err(|_| error_page(state, &OAuthError::server_error()))?;
     state
@@ -245,8 +185,8 @@ async fn direct_request(
     Ok((uri, request))
 }
 
-/// With a known request: sign in, ask for consent, or decide at once (OIDC Core
-/// §3.1.2.3–4: `prompt`, `max_age`).
+/// With a known request: gathers the session and remembered consent, and does what
+/// [`next_step`] says (login page, consent page, or a decision).
 async fn proceed(
     state: &AppRef,
     headers: &HeaderMap,
@@ -255,29 +195,30 @@ async fn proceed(
     request: &AuthorizationRequest,
     now: i64,
 ) -> Step<Response> {
-    let prompt_none = request.prompt.iter().any(|p| p == "none");
-    let Some(session) = signed_in_for(state, headers, request_uri, request, now).await? else {
-        if prompt_none {
-            let e = OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in");
-            return Ok(decide(state, client, request_uri, Decision::Refuse(e), now).await);
-        }
-        return Ok(login_page(state, headers, client, request_uri, None, "", StatusCode::OK));
+    let session = current_signed_in(state, headers, request_uri, now).await?;
+    let granted = match &session {
+        Some(s) if may_remember_consent(client, state.config.pages.remember_consent_for_fapi) => state
+            .store
+            .get_consent(&s.handle.subject, &client.client_id)
+            .await
+            .map_err(|e| store_page(state, e))?
+            .map(|c| c.scope),
+        _ => None,
     };
-    let ask_again = request.prompt.iter().any(|p| p == "consent");
-    if !ask_again && consent_remembered(state, client, &session.subject, &request.scope).await? {
-        let d = Decision::Approve { session, remember: false };
-        return Ok(decide(state, client, request_uri, d, now).await);
-    }
-    if prompt_none {
-        let e = OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented to this request");
-        return Ok(decide(state, client, request_uri, Decision::Refuse(e), now).await);
-    }
-    consent_page(state, headers, client, request_uri, request, &session).await
+    let facts = Facts { session, remembered_consent: granted.as_deref() };
+    Ok(match next_step(request, facts, now) {
+        NextStep::Login => login_page(state, headers, client, request_uri, None, "", StatusCode::OK),
+        NextStep::Consent(session) => {
+            return consent_page(state, headers, client, request_uri, request, &session).await;
+        }
+        NextStep::Approve(session) => {
+            decide(state, client, request_uri, Decision::Approve { session, remember: false }, now).await
+        }
+        NextStep::Refuse(e) => decide(state, client, request_uri, Decision::Refuse(e), now).await,
+    })
 }
 
-/// The browser's session, when it satisfies this request: a session exists, its user
-/// still exists, and it is recent enough (`prompt=login`, `max_age`) — or it was created
-/// by a login for this very request.
+/// The browser's session, when it satisfies this request ([`session_satisfies`]).
 pub(super) async fn signed_in_for(
     state: &AppState,
     headers: &HeaderMap,
@@ -285,38 +226,31 @@ pub(super) async fn signed_in_for(
     request: &AuthorizationRequest,
     now: i64,
 ) -> Step<Option<SessionRecord>> {
+    let session = current_signed_in(state, headers, request_uri, now).await?;
+    Ok(session.filter(|s| session_satisfies(request, s, now)).map(|s| s.handle))
+}
+
+/// The browser's unexpired session whose user still exists, as the facts the flow
+/// decides on.
+async fn current_signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    request_uri: &str,
+    now: i64,
+) -> Step<Option<SignedIn<SessionRecord>>> {
     let Some(session) = current_session(state, headers, now).await? else { return Ok(None) };
-    let for_this_request = session.data.get("request_uri").and_then(|v| v.as_str()) == Some(request_uri);
-    if !for_this_request && needs_fresh_login(request, Some(session.auth_time), now) {
-        return Ok(None);
-    }
     let user = state.store.get_user_by_subject(&session.subject).await.map_err(|e| store_page(state, e))?;
-    Ok(user.map(|_| session))
+    Ok(user.map(|_| SignedIn {
+        auth_time: session.auth_time,
+        started_for_this_request: session.data.get("request_uri").and_then(|v| v.as_str()) == Some(request_uri),
+        handle: session,
+    }))
 }
 
 /// The session named by the session cookie, if any and not expired.
 async fn current_session(state: &AppState, headers: &HeaderMap, now: i64) -> Step<Option<SessionRecord>> {
     let Some(value) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
     state.store.get_session(&sha256_b64url(value.as_bytes()), now).await.map_err(|e| store_page(state, e))
-}
-
-/// Whether consent may be remembered for this client: the profile allows it, or the
-/// operator allowed it for FAPI clients (`pages.remember_consent_for_fapi`).
-fn may_remember_consent(state: &AppState, client: &Client) -> bool {
-    client.policy().remember_consent || state.config.pages.remember_consent_for_fapi
-}
-
-/// Whether remembered consent covers every requested scope.
-async fn consent_remembered(state: &AppState, client: &Client, subject: &str, scope: &str) -> Step<bool> {
-    if !may_remember_consent(state, client) {
-        return Ok(false);
-    }
-    let Some(consent) = state.store.get_consent(subject, &client.client_id).await.map_err(|e| store_page(state, e))?
-    else {
-        return Ok(false);
-    };
-    let granted: Vec<&str> = consent.scope.split(' ').collect();
-    Ok(scope.split(' ').filter(|s| !s.is_empty()).all(|s| granted.contains(&s)))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -352,7 +286,7 @@ async fn decide_inner(
     now: i64,
 ) -> Step<Response> {
     let record = match state.store.consume_pushed_request(request_uri, now).await {
-        Ok(Consumed::Fresh(r)) if r.client_id == client.client_id => r,
+        Ok(Consumed::Fresh(r)) => r,
         Ok(_) => return Err(unusable_request_uri(state)),
         Err(e) => return Err(store_page(state, e)),
     };
@@ -360,6 +294,8 @@ async fn decide_inner(
         tracing::error!(error = %e, "corrupt pushed request");
         error_page(state, &OAuthError::server_error())
     })?;
+    check_pushed_request(&record.client_id, &request, client).map_err(|e| error_page(state, &e))?;
+    let target = ResponseTarget::of(&request);
     let enc_keys = response_encryption_keys(state, client, now).await;
     let enc_keys = enc_keys.as_ref();
     match decision {
@@ -368,18 +304,24 @@ async fn decide_inner(
                 let event = AuditEvent::new(AuditKind::ConsentDenied).client(client).scope(&request.scope);
                 state.audit.record(event).await;
             }
-            authorization_response(state, client, &request, Outcome::Error(&error), now, enc_keys)
+            let plan = plan_response(&target, Outcome::Error(&error), client, &state.endpoints.issuer, now);
+            send_response(state, client, plan, enc_keys)
         }
         Decision::Approve { session, remember } => {
             let event = AuditEvent::new(AuditKind::ConsentGiven).client(client).subject(&session.subject);
             // `remember` is false exactly when consent given earlier was reused.
             state.audit.record(event.scope(&request.scope).detail("remembered", !remember)).await;
             let code = issue_code(state, client, &request, &session, now).await?;
-            if remember && may_remember_consent(state, client) {
+            if remember && may_remember_consent(client, state.config.pages.remember_consent_for_fapi) {
                 remember_consent(state, client, &session.subject, &request.scope, now).await;
             }
-            let outcome = Outcome::Code { code: &code, session: &session };
-            authorization_response(state, client, &request, outcome, now, enc_keys)
+            let id_token = match target.returns_id_token() {
+                true => Some(front_channel_id_token(state, client, &request, &code, &session, now, enc_keys)?),
+                false => None,
+            };
+            let outcome = Outcome::Code { code: &code, id_token: id_token.as_deref() };
+            let plan = plan_response(&target, outcome, client, &state.endpoints.issuer, now);
+            send_response(state, client, plan, enc_keys)
         }
     }
 }
@@ -403,7 +345,7 @@ async fn issue_code(
     now: i64,
 ) -> Step<String> {
     let code = random_token();
-    let ttl = state.config.tokens.code_ttl.min(client.policy().max_code_ttl);
+    let ttl = code_lifetime(state.config.tokens.code_ttl, client);
     let data = CodeData {
         request: request.clone(),
         subject: session.subject.clone(),
@@ -436,19 +378,14 @@ fn session_sid(session: &SessionRecord) -> String {
 }
 
 async fn remember_consent(state: &AppState, client: &Client, subject: &str, scope: &str, now: i64) {
-    let mut scopes: Vec<String> = match state.store.get_consent(subject, &client.client_id).await {
-        Ok(Some(c)) => c.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-        _ => Vec::new(),
+    let granted = match state.store.get_consent(subject, &client.client_id).await {
+        Ok(c) => c.map(|c| c.scope),
+        Err(_) => None,
     };
-    for s in scope.split(' ').filter(|s| !s.is_empty()) {
-        if !scopes.iter().any(|x| x == s) {
-            scopes.push(s.to_string());
-        }
-    }
     let record = ConsentRecord {
         subject: subject.to_string(),
         client_id: client.client_id.clone(),
-        scope: scopes.join(" "),
+        scope: merged_consent(granted.as_deref(), scope),
         granted_at: now,
     };
     if let Err(e) = state.store.put_consent(&record).await {
@@ -456,75 +393,52 @@ async fn remember_consent(state: &AppState, client: &Client, subject: &str, scop
     }
 }
 
-/// What the authorization response carries.
-enum Outcome<'a> {
-    /// A code for this signed-in user.
-    Code { code: &'a str, session: &'a SessionRecord },
-    /// An error.
-    Error(&'a OAuthError),
+/// Sends a front-channel error where its delivery says: the error page, or to the client
+/// like any authorization response.
+async fn front_channel_error(state: &AppState, client: &Client, e: FrontChannelError, now: i64) -> Response {
+    match e.delivery {
+        ErrorDelivery::Page => error_page(state, &e.error),
+        ErrorDelivery::Client(target) => {
+            let enc_keys = response_encryption_keys(state, client, now).await;
+            let plan = plan_response(&target, Outcome::Error(&e.error), client, &state.endpoints.issuer, now);
+            send_response(state, client, plan, enc_keys.as_ref()).unwrap_or_else(|r| r)
+        }
+    }
 }
 
-/// The authorization response for a validated request, in the request's response mode:
-/// query or fragment (a 303 with `iss`, RFC 9207), or JARM (`response`, signed with the
-/// client's algorithm; `iss` inside the JWT, F2MS-5.4.1-note). A hybrid request also gets
-/// its front-channel ID token with `c_hash` and `s_hash` (F1A-5.2.2.1-4/5).
-fn authorization_response(
+/// Encodes a response plan: JARM plans are signed with the client's algorithm and then
+/// encrypted when the plan says so; the parameters go out as a 303 (query or fragment) or
+/// an auto-submitting form.
+fn send_response(
     state: &AppState,
     client: &Client,
-    request: &AuthorizationRequest,
-    outcome: Outcome<'_>,
-    now: i64,
+    plan: ResponsePlan,
     enc_keys: Option<&jsonwebtoken::jwk::JwkSet>,
 ) -> Step<Response> {
-    let issuer = state.endpoints.issuer.as_str();
-    let mut params: Vec<(&str, String)> = Vec::new();
-    match &outcome {
-        Outcome::Code { code, session } => {
-            params.push(("code", (*code).to_string()));
-            if request.response_type.split(' ').any(|t| t == "id_token") {
-                let id_token = front_channel_id_token(state, client, request, code, session, now)?;
-                let id_token = crate::jwe::maybe_encrypt(id_token, client.id_token_encryption.as_ref(), enc_keys)
-                    .map_err(|e| error_page(state, &e))?;
-                params.push(("id_token", id_token));
-            }
+    let params = match plan.body {
+        ResponseBody::Plain(params) => params,
+        ResponseBody::Jarm { claims, encrypted } => {
+            let jwt = crate::issue::sign(state, client.authorization_response_alg, None, &claims)
+                .map_err(|e| error_page(state, &e.error))?;
+            let encryption = client.authorization_encryption.as_ref().filter(|_| encrypted);
+            let jwt = crate::jwe::maybe_encrypt(jwt, encryption, enc_keys).map_err(|e| error_page(state, &e))?;
+            vec![("response", jwt)]
         }
-        Outcome::Error(e) => {
-            params.push(("error", e.code.as_str().to_string()));
-            params.push(("error_description", e.description.to_string()));
-        }
-    }
-    if let Some(s) = &request.state {
-        params.push(("state", s.clone()));
-    }
-    let mode = request.effective_mode();
-    let delivery = delivery_for(mode, request.response_type());
-    let params: Vec<(&str, String)> = if mode.is_jwt() {
-        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let claims = jarm_claims(issuer, &client.client_id, now, &pairs);
-        let jwt = crate::issue::sign(state, client.authorization_response_alg, None, &claims)
-            .map_err(|e| error_page(state, &e.error))?;
-        // JARM §4.2: signed, then optionally encrypted.
-        let jwt = crate::jwe::maybe_encrypt(jwt, client.authorization_encryption.as_ref(), enc_keys)
-            .map_err(|e| error_page(state, &e))?;
-        vec![("response", jwt)]
-    } else {
-        params.push(("iss", issuer.to_string()));
-        params
     };
     let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Ok(match delivery {
-        Delivery::Query => see_other(&redirect_with(&request.redirect_uri, false, &pairs), &[]),
-        Delivery::Fragment => see_other(&redirect_with(&request.redirect_uri, true, &pairs), &[]),
+    Ok(match plan.delivery {
+        Delivery::Query => see_other(&redirect_with(&plan.redirect_uri, false, &pairs), &[]),
+        Delivery::Fragment => see_other(&redirect_with(&plan.redirect_uri, true, &pairs), &[]),
         Delivery::FormPost => {
             let params: Vec<Pair> = params.into_iter().map(|(k, v)| Pair { name: k.to_string(), value: v }).collect();
-            let ctx = minijinja::context! { action => request.redirect_uri.as_str(), params };
+            let ctx = minijinja::context! { action => plan.redirect_uri.as_str(), params };
             page(state, StatusCode::OK, "form_post.html", ctx, &[])
         }
     })
 }
 
 /// F1A-5.2.2.1-4/5, OIDC-3.3.2.11: the hybrid flow's ID token, with `nonce`, `c_hash`,
-/// `s_hash` and no profile claims (F1A-5.2.2.1-6).
+/// `s_hash` and no profile claims (F1A-5.2.2.1-6), encrypted when the client registered it.
 fn front_channel_id_token(
     state: &AppState,
     client: &Client,
@@ -532,6 +446,7 @@ fn front_channel_id_token(
     code: &str,
     session: &SessionRecord,
     now: i64,
+    enc_keys: Option<&jsonwebtoken::jwk::JwkSet>,
 ) -> Step<String> {
     let sid = session_sid(session);
     let input = IdTokenInput {
@@ -548,18 +463,10 @@ fn front_channel_id_token(
         state: request.state.as_deref(),
         ..Default::default()
     };
-    crate::issue::id_token(state, &input, client.id_token_alg).map_err(|e| error_page(state, &e.error))
-}
-
-/// An error redirect for a direct request whose redirect URI is registered but whose
-/// other parameters failed validation (R6749-4.1.2.1), with `state` and `iss`.
-fn plain_error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, e: &OAuthError) -> Response {
-    let mut pairs = vec![("error", e.code.as_str()), ("error_description", e.description.as_ref())];
-    if let Some(s) = st {
-        pairs.push(("state", s));
-    }
-    pairs.push(("iss", state.endpoints.issuer.as_str()));
-    see_other(&redirect_with(redirect_uri, false, &pairs), &[])
+    let id_token =
+        crate::issue::id_token(state, &input, client.id_token_alg).map_err(|e| error_page(state, &e.error))?;
+    crate::jwe::maybe_encrypt(id_token, client.id_token_encryption.as_ref(), enc_keys)
+        .map_err(|e| error_page(state, &e))
 }
 
 /// A 303 See Other (F2SP-5.3.2.2-10/11: never 307), with the page security headers.

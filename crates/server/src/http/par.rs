@@ -12,6 +12,7 @@ use strongroom_protocol::OAuthError;
 use strongroom_protocol::authz::{reconcile_dpop_jkt, validate_authorization_request};
 use strongroom_protocol::client::Client;
 use strongroom_protocol::discovery::paths;
+use strongroom_protocol::flow::{REQUEST_URI_PREFIX, request_uri_lifetime};
 use strongroom_protocol::jose::ParsedJws;
 use strongroom_protocol::random::random_token;
 use strongroom_protocol::request_object::check_request_object;
@@ -47,9 +48,6 @@ pub async fn request_object_params(
     Ok(check_request_object(&jws, client, &state.endpoints.issuer, now, outer)?)
 }
 
-/// RFC 9126 §2.2 request URI prefix.
-pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
-
 /// `POST /par`: authenticated like the token endpoint (F2SP-5.3.2.2-4), validated like an
 /// authorization request at push time (R9126-4-validate), answered with 201, a
 /// single-use `request_uri` bound to the client and an `expires_in` under 600 s
@@ -76,7 +74,7 @@ pub async fn par(
     let proof = proof_of(&state, &headers, listener, paths::PAR, "POST").await?;
     let mut request = validate_authorization_request(&params, &auth.client, true)?;
     request.dpop_jkt = reconcile_dpop_jkt(request.dpop_jkt.as_deref(), proof.as_ref().map(|p| p.jkt.as_str()))?;
-    let ttl = state.config.tokens.par_ttl.min(auth.client.policy().max_request_uri_ttl);
+    let ttl = request_uri_lifetime(state.config.tokens.par_ttl, &auth.client);
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token());
     let data = serde_json::to_value(&request).map_err(|_| OAuthError::server_error())?;
     state
