@@ -249,3 +249,58 @@ async fn file_sink_writes_one_json_line_per_event() {
     let for_client: Vec<Value> = lines.iter().filter(|l| l["client_id"] == id.as_str()).cloned().collect();
     assert_eq!(stored, for_client, "the store and the file hold the same events");
 }
+
+/// The value of one Prometheus sample (`name{labels}` exactly as the exporter writes it),
+/// 0 when the series does not exist yet.
+async fn sample(ts: &TestServer, series: &str) -> f64 {
+    let addr = ts.server.metrics_addr.expect("metrics listener configured");
+    let text = reqwest::get(format!("http://{addr}/metrics")).await.expect("scrape").text().await.expect("body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().expect("sample value"))
+}
+
+/// Issue 13, the audit failure policy (fail-open, docs/operations.md): with the store's
+/// audit table gone from under the running server, a token request still gets its token,
+/// the lost event is counted in `strongroom_audit_write_failures_total{sink="store"}`, the
+/// other sink (the file) still gets the event, and reading the audit log answers
+/// `503 temporarily_unavailable`, not a 500.
+#[tokio::test]
+async fn a_failing_audit_store_leaves_the_token_request_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let file = path.clone();
+    let ts = TestServer::start_with(move |c| {
+        c.admin.token = Some(admin_token());
+        c.metrics.listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.audit.sinks = vec![AuditSink::Store, AuditSink::File];
+        c.audit.file = Some(file);
+    })
+    .await;
+    let key = client_key(JwsAlg::ES256);
+    let id = register_by_admin(&ts, &key, &ts.url("/demo/callback")).await;
+    let lost = "strongroom_audit_write_failures_total{sink=\"store\"}";
+    assert_eq!(sample(&ts, lost).await, 0.0, "nothing lost while the table is there");
+
+    use sqlx::Connection;
+    let db = format!("sqlite://{}", ts.dir.path().join("strongroom.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.expect("open the server's database");
+    sqlx::query("ALTER TABLE audit_events RENAME TO audit_events_gone").execute(&mut conn).await.expect("rename");
+
+    let form = with(
+        assertion_form(&id, &assertion(&key, &assertion_claims(&id, &ts.issuer))),
+        &[("grant_type", "client_credentials")],
+    );
+    let cc = post_form(&ts.client(), &ts.url("/token"), &form, None).await;
+    assert_eq!(cc.status, 200, "the token request does not depend on the audit store: {}", cc.text);
+    assert!(!cc.access_token().is_empty());
+    assert_eq!(sample(&ts, lost).await, 1.0, "the lost event is counted");
+    let text = std::fs::read_to_string(&path).expect("audit file");
+    let kinds: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str::<Value>(l).expect("json")["event"].clone()).collect();
+    assert_eq!(kinds, [json!("client_registered"), json!("token_issued")], "the file sink still writes: {text}");
+
+    let read = audit(&ts, &format!("client_id={id}")).await;
+    assert_error(&read, 503, "temporarily_unavailable");
+    assert!(!read.text.contains("audit_events"), "no internals in the error: {}", read.text);
+}
