@@ -304,3 +304,40 @@ async fn a_failing_audit_store_leaves_the_token_request_intact() {
     assert_error(&read, 503, "temporarily_unavailable");
     assert!(!read.text.contains("audit_events"), "no internals in the error: {}", read.text);
 }
+
+/// A client-credentials token request sent with `X-Forwarded-For: forwarded`, and the `ip`
+/// of the `token_issued` event it caused.
+async fn audited_ip_of_token_request(ts: &TestServer, forwarded: &str) -> Value {
+    let key = client_key(JwsAlg::ES256);
+    let id = register_by_admin(ts, &key, &ts.url("/demo/callback")).await;
+    let form = with(
+        assertion_form(&id, &assertion(&key, &assertion_claims(&id, &ts.issuer))),
+        &[("grant_type", "client_credentials")],
+    );
+    let cc = send(ts.client().post(ts.url("/token")).header("x-forwarded-for", forwarded).form(&form)).await;
+    assert_eq!(cc.status, 200, "{}", cc.text);
+    let events = audit(ts, &format!("client_id={id}&limit=1")).await;
+    assert_eq!(names(&events), ["token_issued"], "{}", events.text);
+    events.body["events"][0]["ip"].clone()
+}
+
+/// Issue 13: behind a trusted proxy (`proxy.trusted`) the audit `ip` is the client's
+/// address the proxy appended to `X-Forwarded-For` — the rightmost entry, not one the client
+/// wrote itself in front of it; from a peer that is not a trusted proxy the header is
+/// ignored and the `ip` is the TCP peer.
+#[tokio::test]
+async fn audit_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy() {
+    let trusted = TestServer::start_with(|c| {
+        c.admin.token = Some(admin_token());
+        c.proxy.trusted = vec!["127.0.0.1".into()];
+    })
+    .await;
+    assert_eq!(audited_ip_of_token_request(&trusted, "198.51.100.1, 203.0.113.7").await, "203.0.113.7");
+
+    let untrusted = TestServer::start_with(|c| {
+        c.admin.token = Some(admin_token());
+        c.proxy.trusted = vec!["10.0.0.0/8".into()];
+    })
+    .await;
+    assert_eq!(audited_ip_of_token_request(&untrusted, "203.0.113.7").await, "127.0.0.1");
+}

@@ -150,7 +150,7 @@ pub struct AuditEvent {
     /// Scope granted or requested (scope tokens only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// The TCP peer of the request (the proxy's address behind a proxy).
+    /// The client's address: the TCP peer, or behind a trusted proxy the address it forwarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<IpAddr>,
     /// The request's `x-fapi-interaction-id` (echoed or created by the server).
@@ -243,7 +243,7 @@ impl AuditEvent {
 /// What the HTTP layer knows about the request being served, for the events it causes.
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
-    /// TCP peer address.
+    /// The client's address ([`crate::tls::ConnectionInfo::client_ip`]).
     pub ip: Option<IpAddr>,
     /// `x-fapi-interaction-id`.
     pub interaction_id: Option<String>,

@@ -77,6 +77,9 @@ pub struct ConnectionInfo {
     /// True when the peer is a configured trusted proxy and a proxy certificate header is
     /// configured, so `client_cert` was taken from the header, not from TLS.
     pub via_proxy: bool,
+    /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the address
+    /// it forwarded in `X-Forwarded-For` (see [`client_ip`]).
+    pub client_ip: IpAddr,
 }
 
 /// Options for [`serve`].
@@ -301,16 +304,46 @@ pub fn apply_proxy_rule(
     tls_cert: Option<ClientCertChain>,
     rule: &ProxyRule,
 ) -> Result<ConnectionInfo, ForwardedCertError> {
+    let client_ip = client_ip(headers, peer_addr.ip(), rule);
     if let Some(header) = &rule.header {
         if rule.is_trusted(peer_addr.ip()) {
             let client_cert = forwarded_chain(headers, header)?;
-            return Ok(ConnectionInfo { peer_addr, client_cert, via_proxy: true });
+            return Ok(ConnectionInfo { peer_addr, client_cert, via_proxy: true, client_ip });
         }
         headers.remove(header);
     }
     headers.remove(CLIENT_CERT);
     headers.remove(CLIENT_CERT_CHAIN);
-    Ok(ConnectionInfo { peer_addr, client_cert: tls_cert, via_proxy: false })
+    Ok(ConnectionInfo { peer_addr, client_cert: tls_cert, via_proxy: false, client_ip })
+}
+
+/// The header in which proxies name the address they received a request from.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The client's address, for the audit log. `X-Forwarded-For` is believed only when the TCP
+/// peer is a trusted proxy, and only as far as trusted proxies wrote it: the list is read
+/// from the right (each proxy appends the address it saw), skipping trusted proxies; the
+/// first other address is the client. Anything else in the list may have been written by
+/// the client itself. An entry that is not an IP address stops the walk at the last
+/// address known good, so a garbled header never yields a made-up client.
+pub fn client_ip(headers: &HeaderMap, peer: IpAddr, rule: &ProxyRule) -> IpAddr {
+    let mut client = peer.to_canonical();
+    if !rule.is_trusted(client) {
+        return client;
+    }
+    let mut entries: Vec<&str> = Vec::new();
+    for line in headers.get_all(X_FORWARDED_FOR) {
+        let Ok(line) = line.to_str() else { return client };
+        entries.extend(line.split(',').map(str::trim));
+    }
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.parse::<IpAddr>() else { return client };
+        client = ip.to_canonical();
+        if !rule.is_trusted(client) {
+            break;
+        }
+    }
+    client
 }
 
 /// The chain a trusted proxy forwarded in `header` (none when the header is absent).
@@ -605,6 +638,43 @@ mod tests {
         assert!(headers.get("client-cert").is_none());
         assert!(headers.get("client-cert-chain").is_none());
         assert!(headers.get("accept").is_some());
+    }
+
+    fn forwarded_for(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", v.parse().expect("value"));
+        }
+        headers
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let r = rule(&["10.0.0.0/8"], None);
+        let h = forwarded_for(&["203.0.113.7"]);
+        assert_eq!(client_ip(&h, ip("10.0.0.1"), &r), ip("203.0.113.7"));
+        assert_eq!(client_ip(&h, ip("192.0.2.1"), &r), ip("192.0.2.1"), "an untrusted peer is the client");
+        assert_eq!(client_ip(&HeaderMap::new(), ip("10.0.0.1"), &r), ip("10.0.0.1"), "no header: the peer");
+    }
+
+    #[test]
+    fn forwarded_for_is_read_from_the_right_past_trusted_proxies_only() {
+        let r = rule(&["10.0.0.0/8"], None);
+        // The client wrote 198.51.100.1 itself; the trusted proxy appended what it saw.
+        let h = forwarded_for(&["198.51.100.1, 203.0.113.7"]);
+        assert_eq!(client_ip(&h, ip("10.0.0.1"), &r), ip("203.0.113.7"));
+        // Two trusted hops, over two header lines.
+        let h = forwarded_for(&["198.51.100.1, 203.0.113.7", "10.2.3.4"]);
+        assert_eq!(client_ip(&h, ip("10.0.0.1"), &r), ip("203.0.113.7"));
+        // A garbled entry stops the walk at the last good address.
+        let h = forwarded_for(&["203.0.113.7, unknown, 10.2.3.4"]);
+        assert_eq!(client_ip(&h, ip("10.0.0.1"), &r), ip("10.2.3.4"));
+        let h = forwarded_for(&["::ffff:203.0.113.7"]);
+        assert_eq!(client_ip(&h, ip("10.0.0.1"), &r), ip("203.0.113.7"), "IPv4-mapped counts as IPv4");
     }
 
     #[test]

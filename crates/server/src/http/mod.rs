@@ -156,7 +156,7 @@ async fn interaction_id(req: Request, next: Next) -> Response {
         HeaderValue::from_str(&strongroom_guard::new_uuid_v4()).unwrap_or(HeaderValue::from_static("0"))
     });
     let context = crate::audit::RequestContext {
-        ip: req.extensions().get::<crate::tls::ConnectionInfo>().map(|c| c.peer_addr.ip()),
+        ip: req.extensions().get::<crate::tls::ConnectionInfo>().map(|c| c.client_ip),
         interaction_id: id.to_str().ok().map(str::to_owned),
     };
     let mut resp = crate::audit::in_request(context, next.run(req)).await;
