@@ -1,10 +1,12 @@
 //! The `strongroom` binary: `serve`, and the admin commands `clients`, `users`, `keys`,
-//! working on the same database as the server.
+//! `audit`, working on the same database as the server. Changes made here are audited as
+//! the admin API's are (`detail.by` = `cli`).
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
+use strongroom_server::audit::{AdminChange, AuditLog, Operator};
 use strongroom_server::{dev, load_config, open_keys, open_store, service, start, state::now};
 
 #[derive(Parser)]
@@ -35,6 +37,18 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Print audit events from the store as JSON lines, newest first.
+    Audit {
+        /// Only the events of this client.
+        #[arg(long = "client", value_name = "CLIENT_ID", conflicts_with = "subject")]
+        client_id: Option<String>,
+        /// Only the events of this user (`sub`).
+        #[arg(long)]
+        subject: Option<String>,
+        /// At most this many events (1-1000, default 100).
+        #[arg(long)]
+        limit: Option<u32>,
     },
     /// Run a complete FAPI 2.0 flow as the demo client against a development server.
     Flow {
@@ -119,8 +133,19 @@ async fn run() -> anyhow::Result<()> {
             println!("done: a complete FAPI 2.0 flow with a DPoP-bound token");
             Ok(())
         }
+        Command::Audit { client_id, subject, limit } => {
+            let store = open_store(&config).await?;
+            let events =
+                strongroom_server::audit::query(&store, &config.audit, client_id.as_deref(), subject.as_deref(), limit)
+                    .await?;
+            for event in events {
+                println!("{event}");
+            }
+            Ok(())
+        }
         Command::Clients { command } => {
             let store = open_store(&config).await?;
+            let audit = AuditLog::open(&config.audit, store.clone())?;
             match command {
                 ClientsCommand::Add { metadata } => {
                     let raw = if metadata.as_os_str() == "-" {
@@ -133,6 +158,7 @@ async fn run() -> anyhow::Result<()> {
                     };
                     let value: serde_json::Value = serde_json::from_str(&raw).context("metadata: not JSON")?;
                     let created = service::add_client(&store, &config.client_rules(), value, now()).await?;
+                    audit.admin_change(Operator::Cli, AdminChange::ClientAdded { client_id: &created.client_id }).await;
                     let mut out = serde_json::json!({"client_id": created.client_id, "metadata": created.metadata});
                     if let Some(s) = created.client_secret {
                         out["client_secret"] = s.into();
@@ -153,6 +179,7 @@ async fn run() -> anyhow::Result<()> {
                 }
                 ClientsCommand::Remove { client_id } => {
                     service::remove_client(&store, &client_id).await?;
+                    audit.admin_change(Operator::Cli, AdminChange::ClientRemoved { client_id: &client_id }).await;
                     println!("removed {client_id}");
                 }
             }
@@ -160,18 +187,22 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Users { command } => {
             let store = open_store(&config).await?;
+            let audit = AuditLog::open(&config.audit, store.clone())?;
             match command {
                 UsersCommand::Add { username, claims } => {
                     let claims: serde_json::Value = serde_json::from_str(&claims).context("claims: not JSON")?;
                     let user = service::add_user(&store, &username, &read_password()?, claims, now()).await?;
+                    audit.admin_change(Operator::Cli, AdminChange::UserAdded { subject: &user.subject }).await;
                     println!("{}", serde_json::to_string_pretty(&service::user_view(&user))?);
                 }
                 UsersCommand::Passwd { username } => {
-                    service::set_password(&store, &username, &read_password()?).await?;
+                    let subject = service::set_password(&store, &username, &read_password()?).await?;
+                    audit.admin_change(Operator::Cli, AdminChange::PasswordSet { subject: &subject }).await;
                     println!("password changed for {username}");
                 }
                 UsersCommand::Remove { username } => {
-                    service::remove_user(&store, &username).await?;
+                    let subject = service::remove_user(&store, &username).await?;
+                    audit.admin_change(Operator::Cli, AdminChange::UserRemoved { subject: &subject }).await;
                     println!("removed {username}");
                 }
                 UsersCommand::List => {
@@ -184,6 +215,7 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Keys { command } => {
             let store = open_store(&config).await?;
+            let audit = AuditLog::open(&config.audit, store.clone())?;
             let ring = open_keys(&config, store).await?;
             match command {
                 KeysCommand::List => {
@@ -193,6 +225,7 @@ async fn run() -> anyhow::Result<()> {
                 }
                 KeysCommand::Rotate => {
                     let active = service::rotate_keys(&ring, now()).await?;
+                    audit.admin_change(Operator::Cli, AdminChange::KeysRotated { active: &active }).await;
                     println!("now active: {}", active.join(", "));
                     println!("running servers pick the change up within 30 seconds");
                 }

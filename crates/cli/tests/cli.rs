@@ -77,6 +77,65 @@ fn admin_cli_works_on_the_database() {
     assert!(!ok && err.contains("not found"));
 }
 
+/// The events `strongroom audit` printed (one JSON object a line).
+fn audit_lines(data: &std::path::Path, args: &[&str]) -> Vec<Value> {
+    let (ok, out, err) = cli(data, &[&["audit"], args].concat(), None);
+    assert!(ok, "{err}");
+    out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect()
+}
+
+/// Issue 13: changes made with the CLI are audited like the admin API's (`detail.by` is
+/// `cli`), and `strongroom audit` prints the stored events as JSON lines, newest first,
+/// for a client, a user or everyone, with a limit; passwords never appear.
+#[test]
+fn cli_changes_are_audited_and_audit_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let key = client_key(JwsAlg::ES256);
+    let meta = data.join("client.json");
+    std::fs::write(&meta, json!({"client_id": "audited-app", "profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]}).to_string()).unwrap();
+    assert!(cli(data, &["clients", "add", "--metadata", meta.to_str().unwrap()], None).0);
+    let (ok, out, err) = cli(data, &["users", "add", "erin"], Some("a-long-password\n"));
+    assert!(ok, "{err}");
+    let sub = serde_json::from_str::<Value>(&out).unwrap()["sub"].as_str().unwrap().to_string();
+    assert!(cli(data, &["users", "passwd", "erin"], Some("a-new-password\n")).0);
+    assert!(cli(data, &["keys", "rotate"], None).0);
+    assert!(cli(data, &["users", "remove", "erin"], None).0);
+    assert!(cli(data, &["clients", "remove", "audited-app"], None).0);
+
+    let all = audit_lines(data, &[]);
+    let kinds: Vec<(&str, &str)> =
+        all.iter().map(|e| (e["event"].as_str().unwrap(), e["detail"]["action"].as_str().unwrap_or(""))).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("client_deleted", ""),
+            ("admin_action", "user_deleted"),
+            ("keys_rotated", ""),
+            ("admin_action", "password_set"),
+            ("admin_action", "user_created"),
+            ("client_registered", ""),
+        ],
+        "{all:?}"
+    );
+    assert!(all.iter().all(|e| e["detail"]["by"] == "cli"), "{all:?}");
+    assert!(all[2]["detail"]["active"].as_array().is_some_and(|k| k.len() == 3), "{}", all[2]);
+    let text = format!("{all:?}");
+    assert!(!text.contains("a-long-password") && !text.contains("a-new-password"), "{text}");
+
+    let client = audit_lines(data, &["--client", "audited-app"]);
+    assert_eq!(client.iter().map(|e| e["event"].clone()).collect::<Vec<_>>(), ["client_deleted", "client_registered"]);
+    let user = audit_lines(data, &["--subject", &sub, "--limit", "2"]);
+    assert_eq!(
+        user.iter().map(|e| e["detail"]["action"].clone()).collect::<Vec<_>>(),
+        ["user_deleted", "password_set"]
+    );
+    let (ok, _, err) = cli(data, &["audit", "--limit", "0"], None);
+    assert!(!ok && err.contains("limit"), "{err}");
+    let (ok, _, _) = cli(data, &["audit", "--client", "a", "--subject", "b"], None);
+    assert!(!ok, "one filter at a time");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -326,6 +326,150 @@ impl AuditLog {
     }
 }
 
+/// Who made an administrative change: `detail.by` of its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    /// The admin API (`/admin`).
+    AdminApi,
+    /// The `strongroom` command line.
+    Cli,
+}
+
+impl Operator {
+    /// The `by` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operator::AdminApi => "admin",
+            Operator::Cli => "cli",
+        }
+    }
+}
+
+/// An administrative change. The admin API and the CLI both describe what they did with
+/// it and record it with [`AuditLog::admin_change`], so the same change leaves the same
+/// event whichever way it was made.
+#[derive(Debug, Clone, Copy)]
+pub enum AdminChange<'a> {
+    /// A client was added.
+    ClientAdded {
+        /// The new client.
+        client_id: &'a str,
+    },
+    /// A client was removed (and its tokens revoked).
+    ClientRemoved {
+        /// The removed client.
+        client_id: &'a str,
+    },
+    /// A user was added.
+    UserAdded {
+        /// The new user's `sub`.
+        subject: &'a str,
+    },
+    /// A user was removed (tokens revoked, sessions ended).
+    UserRemoved {
+        /// The removed user's `sub`.
+        subject: &'a str,
+    },
+    /// A user's password was set (sessions ended).
+    PasswordSet {
+        /// The user's `sub`.
+        subject: &'a str,
+    },
+    /// Every token of a client or of a user was revoked.
+    GrantsRevoked {
+        /// Whose.
+        target: &'a crate::service::RevokeTarget,
+        /// How many tokens.
+        revoked: u64,
+    },
+    /// The signing keys were rotated.
+    KeysRotated {
+        /// The kids now active.
+        active: &'a [String],
+    },
+}
+
+impl AdminChange<'_> {
+    /// The event that records this change made by `by`.
+    pub fn event(&self, by: Operator) -> AuditEvent {
+        let user_action = |action: &'static str, subject: &str| {
+            AuditEvent::new(AuditKind::AdminAction).detail("action", action).subject(subject)
+        };
+        let event = match *self {
+            AdminChange::ClientAdded { client_id } => AuditEvent::new(AuditKind::ClientRegistered).client_id(client_id),
+            AdminChange::ClientRemoved { client_id } => AuditEvent::new(AuditKind::ClientDeleted).client_id(client_id),
+            AdminChange::UserAdded { subject } => user_action("user_created", subject),
+            AdminChange::UserRemoved { subject } => user_action("user_deleted", subject),
+            AdminChange::PasswordSet { subject } => user_action("password_set", subject),
+            AdminChange::GrantsRevoked { target, revoked } => {
+                let event = AuditEvent::new(AuditKind::AdminAction).detail("action", "grants_revoked");
+                let event = match target {
+                    crate::service::RevokeTarget::Client(c) => event.client_id(c),
+                    crate::service::RevokeTarget::Subject(s) => event.subject(s),
+                };
+                event.detail("revoked_tokens", revoked)
+            }
+            AdminChange::KeysRotated { active } => {
+                AuditEvent::new(AuditKind::KeysRotated).detail("active", Detail::Kids(active.to_vec()))
+            }
+        };
+        event.detail("by", by.as_str())
+    }
+}
+
+impl AuditLog {
+    /// Records an administrative change made by `by`.
+    pub async fn admin_change(&self, by: Operator, change: AdminChange<'_>) {
+        self.record(change.event(by)).await;
+    }
+}
+
+/// Most events one query of the audit log returns, and the default.
+pub const QUERY_LIMIT_MAX: u32 = 1000;
+/// Events returned when the query names no limit.
+pub const QUERY_LIMIT_DEFAULT: u32 = 100;
+
+/// Why the audit log could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query itself is wrong.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// `audit.sinks` does not list the store, so there is nothing to read.
+    #[error("the audit log is not kept in the store (audit.sinks)")]
+    NotKept,
+    /// The store failed.
+    #[error("storage: {0}")]
+    Store(#[from] strongroom_store::StoreError),
+}
+
+/// The stored events of a client or a user (of everyone with neither), newest first, at
+/// most `limit` (default [`QUERY_LIMIT_DEFAULT`], 1 to [`QUERY_LIMIT_MAX`]). Serves
+/// `GET /admin/audit` and `strongroom audit`.
+pub async fn query(
+    store: &SharedStore,
+    config: &AuditConfig,
+    client_id: Option<&str>,
+    subject: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Vec<Value>, QueryError> {
+    use strongroom_store::AuditFilter;
+    let filter = match (client_id, subject) {
+        (Some(c), None) if !c.is_empty() => AuditFilter::Client(c),
+        (None, Some(s)) if !s.is_empty() => AuditFilter::Subject(s),
+        (None, None) => AuditFilter::All,
+        _ => return Err(QueryError::Invalid("give at most one of client_id and subject")),
+    };
+    let limit = limit.unwrap_or(QUERY_LIMIT_DEFAULT);
+    if !(1..=QUERY_LIMIT_MAX).contains(&limit) {
+        return Err(QueryError::Invalid("limit must be between 1 and 1000"));
+    }
+    if !config.sinks.contains(&AuditSink::Store) {
+        return Err(QueryError::NotKept);
+    }
+    Ok(store.audit_events(filter, limit).await?.into_iter().map(|e| e.data).collect())
+}
+
 fn lost(event: &str, sink: &'static str, error: &dyn std::fmt::Display) {
     tracing::error!(event, sink, error = %error, "audit event lost");
     metrics::counter!("strongroom_audit_write_failures_total", "sink" => sink).increment(1);
@@ -354,6 +498,19 @@ mod tests {
         assert_eq!(v["grant_type"], "authorization_code");
         assert_eq!(v["detail"]["revoked"], 2);
         assert!(v.get("subject").is_none() && v.get("ip").is_none());
+    }
+
+    #[test]
+    fn admin_changes_name_who_made_them() {
+        let by_cli = AdminChange::ClientRemoved { client_id: "c1" }.event(Operator::Cli);
+        assert_eq!((by_cli.event, by_cli.client_id.as_deref()), (AuditKind::ClientDeleted, Some("c1")));
+        assert_eq!(by_cli.detail["by"], "cli");
+        let target = crate::service::RevokeTarget::Subject("u1".into());
+        let revoked = AdminChange::GrantsRevoked { target: &target, revoked: 3 }.event(Operator::AdminApi);
+        assert_eq!((revoked.event, revoked.subject.as_deref()), (AuditKind::AdminAction, Some("u1")));
+        assert_eq!(revoked.detail["action"], "grants_revoked");
+        assert_eq!(revoked.detail["revoked_tokens"], 3);
+        assert_eq!(revoked.detail["by"], "admin");
     }
 
     #[test]

@@ -186,7 +186,8 @@ pub async fn add_user(
 
 /// Changes a user's password and ends the user's browser sessions, so a session signed in
 /// with the old password (perhaps by whoever learnt it) no longer skips the login.
-pub async fn set_password(store: &SharedStore, username: &str, password: &str) -> Result<(), ServiceError> {
+/// Returns the user's `sub`.
+pub async fn set_password(store: &SharedStore, username: &str, password: &str) -> Result<String, ServiceError> {
     if password.len() < 8 {
         return Err(ServiceError::Invalid("password: at least 8 characters".into()));
     }
@@ -197,11 +198,11 @@ pub async fn set_password(store: &SharedStore, username: &str, password: &str) -
     user.password_hash = hash_password(password)?;
     store.update_user(&user).await?;
     store.delete_subject_sessions(&user.subject).await?;
-    Ok(())
+    Ok(user.subject)
 }
 
-/// Removes a user, revokes their tokens and ends their sessions.
-pub async fn remove_user(store: &SharedStore, username: &str) -> Result<(), ServiceError> {
+/// Removes a user, revokes their tokens and ends their sessions; returns the user's `sub`.
+pub async fn remove_user(store: &SharedStore, username: &str) -> Result<String, ServiceError> {
     let user = store
         .get_user_by_username(username)
         .await?
@@ -209,7 +210,7 @@ pub async fn remove_user(store: &SharedStore, username: &str) -> Result<(), Serv
     store.delete_user(username).await?;
     store.revoke_subject_tokens(&user.subject).await?;
     store.delete_subject_sessions(&user.subject).await?;
-    Ok(())
+    Ok(user.subject)
 }
 
 /// A user as shown to operators (never the password hash).

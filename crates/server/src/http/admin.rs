@@ -8,7 +8,7 @@
 //! `docs/openapi-admin.json` (checked against these routes by `tests/tests/admin_api.rs`).
 
 use super::AppRef;
-use crate::audit::{AuditEvent, AuditKind};
+use crate::audit::{AdminChange, Operator};
 use crate::service::{self, RevokeTarget, ServiceError};
 use crate::state::{AppState, now};
 use axum::Router;
@@ -186,8 +186,7 @@ async fn create_client(_: Admin, State(state): State<AppRef>, headers: HeaderMap
     let metadata: Value = json_body(&headers, &body)?;
     let created = service::add_client(&state.store, &state.rules, metadata, now()).await.map_err(service_error)?;
     tracing::info!(client_id = %created.client_id, "client added by the admin API");
-    let event = AuditEvent::new(AuditKind::ClientRegistered).client_id(&created.client_id);
-    state.audit.record(event.detail("by", "admin")).await;
+    state.audit.admin_change(Operator::AdminApi, AdminChange::ClientAdded { client_id: &created.client_id }).await;
     let mut out = json!({"client_id": created.client_id, "metadata": service::client_view(&created.metadata)});
     if let Some(s) = created.client_secret {
         out["client_secret"] = s.into();
@@ -205,7 +204,7 @@ async fn show_client(_: Admin, State(state): State<AppRef>, Path(client_id): Pat
 async fn delete_client(_: Admin, State(state): State<AppRef>, Path(client_id): Path<String>) -> AdminResult {
     service::remove_client(&state.store, &client_id).await.map_err(service_error)?;
     tracing::info!(client_id = %client_id, "client removed by the admin API");
-    state.audit.record(AuditEvent::new(AuditKind::ClientDeleted).client_id(&client_id).detail("by", "admin")).await;
+    state.audit.admin_change(Operator::AdminApi, AdminChange::ClientRemoved { client_id: &client_id }).await;
     Ok(no_content())
 }
 
@@ -230,7 +229,7 @@ async fn create_user(_: Admin, State(state): State<AppRef>, headers: HeaderMap, 
     let claims = u.claims.unwrap_or_else(|| json!({}));
     let user = service::add_user(&state.store, &u.username, &u.password, claims, now()).await.map_err(service_error)?;
     tracing::info!(username = %user.username, "user added by the admin API");
-    admin_action(&state, "user_created", Some(&user.subject)).await;
+    state.audit.admin_change(Operator::AdminApi, AdminChange::UserAdded { subject: &user.subject }).await;
     Ok(json_response(StatusCode::CREATED, service::user_view(&user)))
 }
 
@@ -245,9 +244,8 @@ async fn show_user(_: Admin, State(state): State<AppRef>, Path(username): Path<S
 
 /// `DELETE /admin/users/{username}`: removes the user and revokes their tokens.
 async fn delete_user(_: Admin, State(state): State<AppRef>, Path(username): Path<String>) -> AdminResult {
-    let subject = state.store.get_user_by_username(&username).await.ok().flatten().map(|u| u.subject);
-    service::remove_user(&state.store, &username).await.map_err(service_error)?;
-    admin_action(&state, "user_deleted", subject.as_deref()).await;
+    let subject = service::remove_user(&state.store, &username).await.map_err(service_error)?;
+    state.audit.admin_change(Operator::AdminApi, AdminChange::UserRemoved { subject: &subject }).await;
     tracing::info!(username = %username, "user removed by the admin API");
     Ok(no_content())
 }
@@ -267,9 +265,8 @@ async fn set_password(
     body: Bytes,
 ) -> AdminResult {
     let p: NewPassword = json_body(&headers, &body)?;
-    service::set_password(&state.store, &username, &p.password).await.map_err(service_error)?;
-    let subject = state.store.get_user_by_username(&username).await.ok().flatten().map(|u| u.subject);
-    admin_action(&state, "password_set", subject.as_deref()).await;
+    let subject = service::set_password(&state.store, &username, &p.password).await.map_err(service_error)?;
+    state.audit.admin_change(Operator::AdminApi, AdminChange::PasswordSet { subject: &subject }).await;
     tracing::info!(username = %username, "password changed by the admin API");
     Ok(no_content())
 }
@@ -284,8 +281,7 @@ async fn list_keys(_: Admin, State(state): State<AppRef>) -> AdminResult {
 async fn rotate_keys(_: Admin, State(state): State<AppRef>) -> AdminResult {
     let active = service::rotate_keys(&state.keys, now()).await.map_err(service_error)?;
     tracing::info!(active = ?active, "signing keys rotated by the admin API");
-    let event = AuditEvent::new(AuditKind::KeysRotated).detail("by", "admin");
-    state.audit.record(event.detail("active", crate::audit::Detail::Kids(active.clone()))).await;
+    state.audit.admin_change(Operator::AdminApi, AdminChange::KeysRotated { active: &active }).await;
     Ok(json_response(StatusCode::OK, json!({ "active": active })))
 }
 
@@ -307,28 +303,10 @@ async fn revoke(_: Admin, State(state): State<AppRef>, headers: HeaderMap, body:
         }
     };
     let revoked = service::revoke_grants(&state.store, &target).await.map_err(service_error)?;
-    let event = AuditEvent::new(AuditKind::AdminAction).detail("action", "grants_revoked");
-    let event = match &target {
-        RevokeTarget::Client(c) => event.client_id(c),
-        RevokeTarget::Subject(s) => event.subject(s),
-    };
-    state.audit.record(event.detail("revoked_tokens", revoked)).await;
+    state.audit.admin_change(Operator::AdminApi, AdminChange::GrantsRevoked { target: &target, revoked }).await;
     tracing::info!(target = ?target, revoked, "grants revoked by the admin API");
     Ok(json_response(StatusCode::OK, json!({ "revoked": revoked })))
 }
-
-/// Records a change to a user made through the admin API.
-async fn admin_action(state: &AppState, action: &'static str, subject: Option<&str>) {
-    let mut event = AuditEvent::new(AuditKind::AdminAction).detail("action", action);
-    if let Some(s) = subject {
-        event = event.subject(s);
-    }
-    state.audit.record(event).await;
-}
-
-/// Most events `GET /admin/audit` returns, and the default.
-const AUDIT_LIMIT_MAX: u32 = 1000;
-const AUDIT_LIMIT_DEFAULT: u32 = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -349,24 +327,13 @@ async fn audit_events(
     let Ok(Query(q)) = query else {
         return Err(bad_request("the query takes client_id or subject, and limit (1-1000)"));
     };
-    let filter = match (&q.client_id, &q.subject) {
-        (Some(c), None) if !c.is_empty() => strongroom_store::AuditFilter::Client(c),
-        (None, Some(s)) if !s.is_empty() => strongroom_store::AuditFilter::Subject(s),
-        (None, None) => strongroom_store::AuditFilter::All,
-        _ => return Err(bad_request("give at most one of client_id and subject")),
-    };
-    let limit = q.limit.unwrap_or(AUDIT_LIMIT_DEFAULT);
-    if !(1..=AUDIT_LIMIT_MAX).contains(&limit) {
-        return Err(bad_request("limit must be between 1 and 1000"));
-    }
-    if !state.config.audit.sinks.contains(&crate::config::AuditSink::Store) {
-        return Err(ApiError::Json(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "the audit log is not kept in the store (audit.sinks)".into(),
-        ));
-    }
-    let events = state.store.audit_events(filter, limit).await.map_err(|e| service_error(e.into()))?;
-    let events: Vec<Value> = events.into_iter().map(|e| e.data).collect();
+    let events =
+        crate::audit::query(&state.store, &state.config.audit, q.client_id.as_deref(), q.subject.as_deref(), q.limit)
+            .await
+            .map_err(|e| match e {
+                crate::audit::QueryError::Invalid(m) => bad_request(m),
+                crate::audit::QueryError::NotKept => ApiError::Json(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+                crate::audit::QueryError::Store(e) => service_error(e.into()),
+            })?;
     Ok(json_response(StatusCode::OK, json!({ "events": events })))
 }
