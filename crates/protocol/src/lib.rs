@@ -14,6 +14,7 @@ pub mod dn;
 pub mod dpop;
 pub mod error;
 pub mod flow;
+pub mod grants;
 pub mod jose;
 pub mod mtls;
 pub mod outbound;

@@ -84,71 +84,6 @@ pub fn choose_binding(client: &Client, dpop_jkt: Option<&str>, cert_thumbprint: 
     Ok(Binding::Bearer)
 }
 
-/// F2SP-5.3.2.1-9, R9449-5-rt: a refreshed token keeps its original binding kind: an
-/// mTLS-bound grant must be refreshed with the same certificate; a DPoP grant needs a
-/// proof, whose key binds the new access token.
-pub fn check_refresh_binding(original: &Binding, new: &Binding) -> OAuthResult<()> {
-    match (original, new) {
-        (Binding::Mtls { x5t_s256: a }, Binding::Mtls { x5t_s256: b }) if a == b => Ok(()),
-        (Binding::Mtls { .. }, _) => {
-            Err(OAuthError::invalid_grant("the refresh token is bound to another certificate"))
-        }
-        (Binding::Dpop { .. }, Binding::Dpop { .. }) => Ok(()),
-        (Binding::Dpop { .. }, _) => {
-            Err(OAuthError::invalid_dpop_proof("a DPoP proof is required to refresh this grant"))
-        }
-        (Binding::Bearer, _) => Ok(()),
-    }
-}
-
-/// What the store says about a presented refresh token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RefreshTokenState<'a> {
-    /// The client it was issued to.
-    pub client_id: &'a str,
-    /// Expiry.
-    pub expires_at: i64,
-    /// Revoked, by rotation or otherwise.
-    pub revoked: bool,
-    /// When it was rotated (replaced by a successor), if it was.
-    pub rotated_at: Option<i64>,
-}
-
-/// Why a refresh token is refused, and whether its whole grant must end.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RefreshRefusal {
-    /// The error for the client (always `invalid_grant`).
-    pub error: OAuthError,
-    /// True when the grant is to be revoked: an already-rotated token came back.
-    pub revoke_grant: bool,
-}
-
-/// R6749-6, RFC 9700 §4.14.2: a refresh token is usable only by the client it was issued
-/// to, before its expiry, while not revoked. A token that was rotated and is presented
-/// again means two parties hold it: the grant ends (all its refresh and access tokens).
-/// `reuse_leeway` seconds after a rotation the old token is refused without ending the
-/// grant, so a client's own concurrent refreshes do not lock it out (0 = strict).
-pub fn check_refresh_token(
-    token: &RefreshTokenState<'_>,
-    client_id: &str,
-    now: i64,
-    reuse_leeway: i64,
-) -> Result<(), RefreshRefusal> {
-    let refuse = |revoke_grant| {
-        Err(RefreshRefusal { error: OAuthError::invalid_grant("the refresh token is not valid"), revoke_grant })
-    };
-    if token.client_id != client_id {
-        return refuse(false);
-    }
-    if let Some(rotated_at) = token.rotated_at {
-        return refuse(now.saturating_sub(rotated_at) >= reuse_leeway);
-    }
-    if token.revoked || token.expires_at <= now {
-        return refuse(false);
-    }
-    Ok(())
-}
-
 /// Everything an access token says.
 #[derive(Debug, Clone)]
 pub struct AccessTokenInput<'a> {
@@ -267,26 +202,6 @@ pub fn id_token_claims(i: &IdTokenInput<'_>, alg: JwsAlg) -> Value {
     Value::Object(m)
 }
 
-/// F2SP-5.3.2.1-14 / refresh: the requested scope must be a subset of what was granted;
-/// narrowing is allowed, widening refused (`invalid_scope`).
-pub fn narrow_scope(granted: &str, requested: Option<&str>) -> OAuthResult<String> {
-    let Some(req) = requested else { return Ok(granted.to_string()) };
-    let granted: Vec<&str> = granted.split(' ').filter(|s| !s.is_empty()).collect();
-    let mut out = Vec::new();
-    for s in req.split(' ').filter(|s| !s.is_empty()) {
-        if !granted.contains(&s) {
-            return Err(OAuthError::invalid_scope("the requested scope exceeds the original grant"));
-        }
-        if !out.contains(&s) {
-            out.push(s);
-        }
-    }
-    if out.is_empty() {
-        return Err(OAuthError::invalid_scope("the requested scope is empty"));
-    }
-    Ok(out.join(" "))
-}
-
 /// The user claims released by the granted scopes (OIDC Core §5.4).
 pub fn claims_for_scope(scope: &str, user_claims: &Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
@@ -363,47 +278,6 @@ mod tests {
     fn oauth2_may_get_bearer() {
         let c = client(json!({"profile": "oauth2", "token_endpoint_auth_method": "private_key_jwt"}));
         assert_eq!(choose_binding(&c, None, None).unwrap(), Binding::Bearer);
-    }
-
-    #[test]
-    fn refresh_keeps_binding() {
-        let m = Binding::Mtls { x5t_s256: "a".into() };
-        assert!(check_refresh_binding(&m, &Binding::Mtls { x5t_s256: "a".into() }).is_ok());
-        assert!(check_refresh_binding(&m, &Binding::Mtls { x5t_s256: "b".into() }).is_err());
-        let d = Binding::Dpop { jkt: "a".into() };
-        assert!(check_refresh_binding(&d, &Binding::Dpop { jkt: "c".into() }).is_ok());
-        assert!(check_refresh_binding(&d, &Binding::Bearer).is_err());
-    }
-
-    fn rt(revoked: bool, rotated_at: Option<i64>) -> RefreshTokenState<'static> {
-        RefreshTokenState { client_id: "c", expires_at: 100, revoked, rotated_at }
-    }
-
-    #[test]
-    fn refresh_token_usable_by_its_client_before_expiry() {
-        assert!(check_refresh_token(&rt(false, None), "c", 50, 0).is_ok());
-        let other = check_refresh_token(&rt(false, None), "d", 50, 0).unwrap_err();
-        assert_eq!((other.error.code, other.revoke_grant), (ErrorCode::InvalidGrant, false));
-        assert!(!check_refresh_token(&rt(false, None), "c", 100, 0).unwrap_err().revoke_grant);
-        assert!(!check_refresh_token(&rt(true, None), "c", 50, 0).unwrap_err().revoke_grant);
-    }
-
-    #[test]
-    fn rotated_refresh_token_reuse_ends_the_grant() {
-        let reuse = check_refresh_token(&rt(true, Some(40)), "c", 40, 0).unwrap_err();
-        assert_eq!((reuse.error.code, reuse.revoke_grant), (ErrorCode::InvalidGrant, true));
-        // Within the leeway: refused, the grant stays; after it: the grant ends.
-        assert!(!check_refresh_token(&rt(true, Some(40)), "c", 44, 5).unwrap_err().revoke_grant);
-        assert!(check_refresh_token(&rt(true, Some(40)), "c", 45, 5).unwrap_err().revoke_grant);
-        // Another client presenting it cannot end someone else's grant.
-        assert!(!check_refresh_token(&rt(true, Some(40)), "d", 90, 0).unwrap_err().revoke_grant);
-    }
-
-    #[test]
-    fn scope_narrowing() {
-        assert_eq!(narrow_scope("openid accounts", Some("accounts")).unwrap(), "accounts");
-        assert_eq!(narrow_scope("openid accounts", None).unwrap(), "openid accounts");
-        assert_eq!(narrow_scope("openid", Some("openid payments")).unwrap_err().code, ErrorCode::InvalidScope);
     }
 
     #[test]

@@ -15,13 +15,14 @@ use strongroom_protocol::authz::AuthorizationRequest;
 use strongroom_protocol::claims_request::individually_requested;
 use strongroom_protocol::client::GrantType;
 use strongroom_protocol::discovery::paths;
+use strongroom_protocol::grants::{
+    CodeRedemption, IssuedCode, RefreshTokenState, UnusableCode, check_code_redemption, check_refresh_binding,
+    check_refresh_token, narrow_scope, refuse_code,
+};
 use strongroom_protocol::jose::sha256_b64url;
 use strongroom_protocol::random::random_token;
-use strongroom_protocol::tokens::{
-    Binding, IdTokenInput, RefreshTokenState, check_refresh_binding, check_refresh_token, choose_binding,
-    claims_for_scope, narrow_scope,
-};
-use strongroom_protocol::{ErrorCode, OAuthError, pkce};
+use strongroom_protocol::tokens::{Binding, IdTokenInput, choose_binding, claims_for_scope};
+use strongroom_protocol::{ErrorCode, OAuthError};
 use strongroom_store::{Consumed, TokenKind};
 
 /// What a code stands for, stored with it.
@@ -135,40 +136,41 @@ async fn authorization_code(
     let record = match state.store.consume_code(&sha256_b64url(code.as_bytes()), now).await? {
         Consumed::Fresh(r) => r,
         Consumed::AlreadyUsed(r) => {
-            // R6749-4.1.2-revoke: a code used twice ends everything issued from it.
-            let n = state.store.revoke_grant(&r.grant_id).await?;
-            tracing::warn!(client_id = %r.client_id, revoked = n, "authorization code reused; grant revoked");
-            let event = replay_event(AuditKind::CodeReplayed, auth, &r.client_id).grant_id(&r.grant_id);
-            let subject = serde_json::from_value::<CodeData>(r.data).ok().map(|d| d.subject);
-            let event = match &subject {
-                Some(s) => event.subject(s),
-                None => event,
-            };
-            let event = event.grant_type(GrantType::AuthorizationCode);
-            state.audit.record(event.detail("revoked_tokens", n)).await;
-            return Err(OAuthError::invalid_grant("the code was already used").into());
+            let refusal = refuse_code(UnusableCode::AlreadyUsed);
+            if refusal.revoke_grant {
+                let n = state.store.revoke_grant(&r.grant_id).await?;
+                tracing::warn!(client_id = %r.client_id, revoked = n, "authorization code reused; grant revoked");
+                let event = replay_event(AuditKind::CodeReplayed, auth, &r.client_id).grant_id(&r.grant_id);
+                let subject = serde_json::from_value::<CodeData>(r.data).ok().map(|d| d.subject);
+                let event = match &subject {
+                    Some(s) => event.subject(s),
+                    None => event,
+                };
+                let event = event.grant_type(GrantType::AuthorizationCode);
+                state.audit.record(event.detail("revoked_tokens", n)).await;
+            }
+            return Err(refusal.error.into());
         }
-        Consumed::Expired => return Err(OAuthError::invalid_grant("the code has expired").into()),
-        Consumed::Unknown => return Err(OAuthError::invalid_grant("the code is not valid").into()),
+        Consumed::Expired => return Err(refuse_code(UnusableCode::Expired).error.into()),
+        Consumed::Unknown => return Err(refuse_code(UnusableCode::Unknown).error.into()),
     };
-    // R6749-4.1.3: the code belongs to this client and this redirect URI.
-    if record.client_id != auth.client.client_id {
-        return Err(OAuthError::invalid_grant("the code was issued to another client").into());
-    }
     let data: CodeData = serde_json::from_value(record.data.clone()).map_err(|e| {
         tracing::error!(error = %e, "corrupt code record");
         ErrorResponse::from(OAuthError::server_error())
     })?;
-    if form.get("redirect_uri") != Some(&data.request.redirect_uri) {
-        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
-    }
-    pkce::verify(form.get("code_verifier").map(String::as_str), data.request.code_challenge.as_deref())?;
-    // F2SP-5.3.2.1-12 / R9449-10: a code bound to a DPoP key needs a proof by that key.
-    if let Some(bound) = &data.request.dpop_jkt
-        && dpop_jkt != Some(bound.as_str())
-    {
-        return Err(OAuthError::invalid_dpop_proof("the DPoP key does not match the one the code is bound to").into());
-    }
+    let issued = IssuedCode {
+        client_id: &record.client_id,
+        redirect_uri: &data.request.redirect_uri,
+        code_challenge: data.request.code_challenge.as_deref(),
+        dpop_jkt: data.request.dpop_jkt.as_deref(),
+    };
+    let presented = CodeRedemption {
+        client_id: &auth.client.client_id,
+        redirect_uri: form.get("redirect_uri").map(String::as_str),
+        code_verifier: form.get("code_verifier").map(String::as_str),
+        dpop_jkt,
+    };
+    check_code_redemption(&issued, &presented)?;
     let binding = choose_binding(&auth.client, dpop_jkt, auth.cert_thumbprint.as_deref())?;
     let claims_request = data.request.claims.as_ref();
     let userinfo_claims = claims_request
