@@ -74,11 +74,7 @@ impl TestServer {
     }
 
     fn builder(&self) -> reqwest::ClientBuilder {
-        let ca = reqwest::Certificate::from_pem(self.pki.ca_cert_pem().as_bytes()).expect("ca");
-        reqwest::Client::builder()
-            .tls_certs_only([ca])
-            .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
-            .redirect(reqwest::redirect::Policy::none())
+        https_client_builder(&self.pki)
     }
 
     /// An HTTPS client without a client certificate.
@@ -114,6 +110,43 @@ impl TestServer {
             .await
             .expect("client registers")
             .client_id
+    }
+}
+
+/// An HTTPS client builder that trusts the development CA of `pki`, resolves `localhost`
+/// to 127.0.0.1 and follows no redirects.
+pub fn https_client_builder(pki: &DevPki) -> reqwest::ClientBuilder {
+    let ca = reqwest::Certificate::from_pem(pki.ca_cert_pem().as_bytes()).expect("ca");
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// A server the kit's browser and flow helpers can talk to: the in-process [`TestServer`],
+/// or a server running as a separate process (the crash-safety test).
+pub trait Served {
+    /// A URL on the public listener.
+    fn url(&self, path: &str) -> String;
+    /// An HTTPS client that trusts the server's certificate.
+    fn client(&self) -> reqwest::Client;
+}
+
+impl Served for TestServer {
+    fn url(&self, path: &str) -> String {
+        TestServer::url(self, path)
+    }
+    fn client(&self) -> reqwest::Client {
+        TestServer::client(self)
+    }
+}
+
+impl<T: Served + ?Sized> Served for &T {
+    fn url(&self, path: &str) -> String {
+        (**self).url(path)
+    }
+    fn client(&self) -> reqwest::Client {
+        (**self).client()
     }
 }
 
@@ -564,7 +597,7 @@ pub struct Browser {
 
 impl Browser {
     /// A browser with an empty cookie jar.
-    pub fn new(ts: &TestServer) -> Browser {
+    pub fn new(ts: &impl Served) -> Browser {
         Browser { http: ts.client(), cookies: Default::default() }
     }
 
@@ -605,7 +638,7 @@ impl Browser {
 /// the consent page; returns the response to the decision (a 303 to the client, or a
 /// form-post page).
 pub async fn sign_in_and_decide(
-    ts: &TestServer,
+    ts: &impl Served,
     authorize_url: &str,
     user: &str,
     password: &str,
@@ -663,7 +696,7 @@ pub async fn verify_with_jose(jwks: &Value, token: &str, hash_inputs: Value) -> 
 /// Pushes the authorization request `par` (client authentication included) with a DPoP
 /// proof by `dkey`, asserts 201, and returns the authorization URL that resumes it.
 pub async fn push_with_dpop(
-    ts: &TestServer,
+    ts: &impl Served,
     client_id: &str,
     dkey: &LocalSigningKey,
     par: &[(String, String)],
