@@ -438,9 +438,9 @@ fn is_unavailable(r: &Reply) -> bool {
         && !["sqlx", "postgres", "connection", "io error", "pool"].iter().any(|w| lower.contains(w))
 }
 
-/// Issue 13: PostgreSQL going away under load (the proxy to it is cut) answers every token
-/// request `503 temporarily_unavailable` — never a 500, never internals — and `/readyz`
-/// 503; a code redeemed and a refresh token used during the outage are not half-used (both
+/// Issue 13: PostgreSQL going away under load (the proxy to it is cut) answers every token,
+/// PAR and introspection request `503 temporarily_unavailable` — never a 500, never
+/// internals — the login page and `/readyz` 503; a code redeemed and a refresh token used during the outage are not half-used (both
 /// work once the database is back); and the server recovers by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_going_away_gives_503_and_the_server_recovers() {
@@ -461,6 +461,19 @@ async fn postgres_going_away_gives_503_and_the_server_recovers() {
     assert_eq!(first.status, 200, "{}", first.text);
     let rt = first.body["refresh_token"].as_str().expect("refresh token").to_string();
     let pending = authorize(&endpoint, flow).await;
+    let (_, challenge) = pkce_pair();
+    let redirect = endpoint.url("/demo/callback");
+    let pushed_before = with(
+        flow.auth(&endpoint),
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", &redirect),
+            ("scope", FLOW_SCOPE),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let login_page = push_with_dpop(&endpoint, &flow.id, &flow.dkey, &pushed_before).await;
 
     proxy.cut();
     let cc = || async {
@@ -468,12 +481,34 @@ async fn postgres_going_away_gives_503_and_the_server_recovers() {
         post_form(&endpoint.client(), &endpoint.url("/token"), &form, None).await
     };
     let refresh = || async { flow.token(&endpoint, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await };
-    let (a, b, c, code, refreshed) = tokio::join!(cc(), cc(), cc(), redeem(&endpoint, flow, &pending), refresh());
-    for r in [&a, &b, &c, &code, &refreshed] {
+    let par = || async {
+        let (_, challenge) = pkce_pair();
+        let redirect = endpoint.url("/demo/callback");
+        let form = with(
+            flow.auth(&endpoint),
+            &[
+                ("response_type", "code"),
+                ("redirect_uri", &redirect),
+                ("scope", FLOW_SCOPE),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        );
+        let proof = dpop_proof(&flow.dkey, "POST", &endpoint.url("/par"), None, None);
+        post_form(&endpoint.client(), &endpoint.url("/par"), &form, Some(&proof)).await
+    };
+    let introspected = || clients.resource.introspect(&endpoint, &rt);
+    let (a, b, c, code, refreshed, pushed, inspected) =
+        tokio::join!(cc(), cc(), cc(), redeem(&endpoint, flow, &pending), refresh(), par(), introspected());
+    for r in [&a, &b, &c, &code, &refreshed, &pushed, &inspected] {
         assert!(is_unavailable(r), "{} {}", r.status, r.text);
     }
     let ready = endpoint.client().get(endpoint.url("/readyz")).send().await.expect("readyz");
     assert_eq!(ready.status(), 503);
+    let page = Browser::new(&endpoint).get(&login_page).await;
+    assert_eq!(page.status, 503, "the login page during the outage: {}", page.body);
+    let lower = page.body.to_lowercase();
+    assert!(!lower.contains("sqlx") && !lower.contains("postgres"), "no internals: {}", page.body);
 
     proxy.restore();
     assert!(ready_within(&endpoint, Duration::from_secs(30)).await, "the server recovers by itself");
