@@ -67,6 +67,13 @@ enum ClientsCommand {
         #[arg(long)]
         metadata: PathBuf,
     },
+    /// Replace a client's metadata (validated again; its profile and secret are kept).
+    Update {
+        client_id: String,
+        /// Metadata file (`-` for standard input).
+        #[arg(long)]
+        metadata: PathBuf,
+    },
     /// List clients.
     List,
     /// Show one client's metadata.
@@ -98,6 +105,18 @@ enum KeysCommand {
     List,
     /// Activate the staged keys, retire the active ones and stage new ones.
     Rotate,
+}
+
+/// Client metadata JSON from a file, or from standard input for `-`.
+fn read_metadata(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let raw = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    serde_json::from_str(&raw).context("metadata: not JSON")
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -148,15 +167,7 @@ async fn run() -> anyhow::Result<()> {
             let audit = AuditLog::open(&config.audit, store.clone())?;
             match command {
                 ClientsCommand::Add { metadata } => {
-                    let raw = if metadata.as_os_str() == "-" {
-                        let mut s = String::new();
-                        std::io::stdin().read_to_string(&mut s)?;
-                        s
-                    } else {
-                        std::fs::read_to_string(&metadata)
-                            .with_context(|| format!("cannot read {}", metadata.display()))?
-                    };
-                    let value: serde_json::Value = serde_json::from_str(&raw).context("metadata: not JSON")?;
+                    let value = read_metadata(&metadata)?;
                     let created = service::add_client(&store, &config.client_rules(), value, now()).await?;
                     audit.admin_change(Operator::Cli, AdminChange::ClientAdded { client_id: &created.client_id }).await;
                     let mut out = serde_json::json!({"client_id": created.client_id, "metadata": created.metadata});
@@ -164,6 +175,12 @@ async fn run() -> anyhow::Result<()> {
                         out["client_secret"] = s.into();
                     }
                     println!("{}", serde_json::to_string_pretty(&out)?);
+                }
+                ClientsCommand::Update { client_id, metadata } => {
+                    let value = read_metadata(&metadata)?;
+                    let stored = service::update_client(&store, &config.client_rules(), &client_id, value).await?;
+                    audit.admin_change(Operator::Cli, AdminChange::ClientUpdated { client_id: &client_id }).await;
+                    println!("{}", serde_json::to_string_pretty(&service::client_view(&stored))?);
                 }
                 ClientsCommand::List => {
                     for c in store.list_clients().await? {

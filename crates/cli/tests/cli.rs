@@ -95,6 +95,9 @@ fn cli_changes_are_audited_and_audit_prints_them() {
     let meta = data.join("client.json");
     std::fs::write(&meta, json!({"client_id": "audited-app", "profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb"]}).to_string()).unwrap();
     assert!(cli(data, &["clients", "add", "--metadata", meta.to_str().unwrap()], None).0);
+    std::fs::write(&meta, json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks_of(&key), "redirect_uris": ["https://app.example/cb2"]}).to_string()).unwrap();
+    let (ok, out, err) = cli(data, &["clients", "update", "audited-app", "--metadata", meta.to_str().unwrap()], None);
+    assert!(ok && out.contains("https://app.example/cb2"), "{out}{err}");
     let (ok, out, err) = cli(data, &["users", "add", "erin"], Some("a-long-password\n"));
     assert!(ok, "{err}");
     let sub = serde_json::from_str::<Value>(&out).unwrap()["sub"].as_str().unwrap().to_string();
@@ -114,6 +117,7 @@ fn cli_changes_are_audited_and_audit_prints_them() {
             ("keys_rotated", ""),
             ("admin_action", "password_set"),
             ("admin_action", "user_created"),
+            ("client_updated", ""),
             ("client_registered", ""),
         ],
         "{all:?}"
@@ -124,7 +128,10 @@ fn cli_changes_are_audited_and_audit_prints_them() {
     assert!(!text.contains("a-long-password") && !text.contains("a-new-password"), "{text}");
 
     let client = audit_lines(data, &["--client", "audited-app"]);
-    assert_eq!(client.iter().map(|e| e["event"].clone()).collect::<Vec<_>>(), ["client_deleted", "client_registered"]);
+    assert_eq!(
+        client.iter().map(|e| e["event"].clone()).collect::<Vec<_>>(),
+        ["client_deleted", "client_updated", "client_registered"]
+    );
     let user = audit_lines(data, &["--subject", &sub, "--limit", "2"]);
     assert_eq!(
         user.iter().map(|e| e["detail"]["action"].clone()).collect::<Vec<_>>(),

@@ -355,6 +355,11 @@ pub enum AdminChange<'a> {
         /// The new client.
         client_id: &'a str,
     },
+    /// A client's metadata was replaced.
+    ClientUpdated {
+        /// The client.
+        client_id: &'a str,
+    },
     /// A client was removed (and its tokens revoked).
     ClientRemoved {
         /// The removed client.
@@ -397,6 +402,7 @@ impl AdminChange<'_> {
         };
         let event = match *self {
             AdminChange::ClientAdded { client_id } => AuditEvent::new(AuditKind::ClientRegistered).client_id(client_id),
+            AdminChange::ClientUpdated { client_id } => AuditEvent::new(AuditKind::ClientUpdated).client_id(client_id),
             AdminChange::ClientRemoved { client_id } => AuditEvent::new(AuditKind::ClientDeleted).client_id(client_id),
             AdminChange::UserAdded { subject } => user_action("user_created", subject),
             AdminChange::UserRemoved { subject } => user_action("user_deleted", subject),
