@@ -365,7 +365,8 @@ async fn killed_under_load_and_restarted(database_url: Option<String>) {
             .extend_pairs([("client_id", clients.flows[*i].id.as_str()), ("request_uri", code.request_uri.as_str())])
             .finish();
         let page = Browser::new(&endpoint).get(&endpoint.url(&format!("/authorize?{q}"))).await;
-        assert_ne!(page.status, 200, "a used request_uri does not show the login page again");
+        // RFC 9126 §4: a used request_uri is refused (an error page, as it cannot be trusted to redirect).
+        assert_eq!(page.status, 400, "a used request_uri does not show the login page again: {}", page.body);
         assert!(form_field(&page.body, "csrf").is_none(), "{}", page.body);
         let again = redeem(&endpoint, &clients.flows[*i], code).await;
         assert_error(&again, 400, "invalid_grant");
