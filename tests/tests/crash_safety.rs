@@ -341,7 +341,9 @@ async fn killed_under_load_and_restarted(database_url: Option<String>) {
     let got = Arc::try_unwrap(got).ok().expect("load stopped").into_inner().expect("lock");
 
     let restarted = ServerProcess::spawn(&server.config);
+    let restart = Instant::now();
     assert!(ready_within(&endpoint, Duration::from_secs(5)).await, "ready within 5 s of the restart");
+    eprintln!("ready {:?} after the restart", restart.elapsed());
 
     eprintln!(
         "killed under load: {} access tokens, {} refresh tokens, {} redeemed codes received",
