@@ -252,21 +252,8 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(config: &strongroom_server::config::Config) {
-    let filter = tracing_subscriber_filter(&config.log.level);
-    if config.log.format == "json" {
-        let _ = tracing_subscriber::fmt().json().with_env_filter(filter).try_init();
-    } else {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
-    }
-}
-
-fn tracing_subscriber_filter(level: &str) -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-}
-
 async fn serve(config: strongroom_server::config::Config) -> anyhow::Result<()> {
-    init_logging(&config);
+    let _logging = strongroom_server::logging::init(&config)?;
     // Refused before seeding, so a refused start writes no demo user anywhere.
     config.check_development_conflicts()?;
     // The development set-up is complete before the listeners answer, so whoever waits for

@@ -23,7 +23,7 @@ pub const ALLOWED_ALGORITHMS: [&str; 3] = ["PS256", "ES256", "EdDSA"];
 
 /// Top-level keys; environment variables whose first segment is not one of these are
 /// ignored (so e.g. `STRONGROOM_CONFIG`, read by the CLI, is not an unknown key).
-const TOP_LEVEL_KEYS: [&str; 22] = [
+const TOP_LEVEL_KEYS: [&str; 23] = [
     "issuer",
     "profiles",
     "scopes",
@@ -44,6 +44,7 @@ const TOP_LEVEL_KEYS: [&str; 22] = [
     "admin",
     "registration",
     "metrics",
+    "otel",
     "outbound",
     "audit",
 ];
@@ -90,6 +91,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// Prometheus metrics listener.
     pub metrics: MetricsConfig,
+    /// OpenTelemetry traces (feature `otel`).
+    pub otel: OtelConfig,
     /// Outbound fetches (client `jwks_uri`, client-hosted `request_uri`).
     pub outbound: OutboundConfig,
     /// The profiles clients may register with (default: all four). Discovery, registration,
@@ -161,6 +164,26 @@ pub struct MetricsConfig {
     /// Where to serve metrics; `None` (the default) serves none. Bind it to loopback or a
     /// monitoring network: it is plain HTTP without authentication.
     pub listen: Option<SocketAddr>,
+}
+
+/// `[otel]`: OpenTelemetry traces, exported over OTLP/HTTP (protobuf) by a binary built with
+/// the `otel` feature.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtelConfig {
+    /// The collector's OTLP/HTTP traces URL, e.g. `http://127.0.0.1:4318/v1/traces`;
+    /// `None` (the default) exports nothing.
+    pub endpoint: Option<String>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// The share of new traces recorded, from 0 to 1.
+    pub sample_ratio: f64,
+}
+
+impl Default for OtelConfig {
+    fn default() -> Self {
+        OtelConfig { endpoint: None, service_name: "strongroom".into(), sample_ratio: 1.0 }
+    }
 }
 
 /// `[listen]`: where the two HTTPS listeners bind.
@@ -386,6 +409,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             registration: RegistrationConfig::default(),
             metrics: MetricsConfig::default(),
+            otel: OtelConfig::default(),
             outbound: OutboundConfig::default(),
             profiles: Profile::ALL.to_vec(),
             scopes: Vec::new(),
@@ -792,6 +816,23 @@ impl Config {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             p.add("log.level", format!("is not a valid filter directive: {e}"));
+        }
+
+        // [otel]
+        if let Some(endpoint) = &self.otel.endpoint {
+            let is_http = url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !is_http {
+                p.add("otel.endpoint", format!("must be an http or https URL, got {endpoint:?}"));
+            }
+            if !cfg!(feature = "otel") {
+                p.add(
+                    "otel.endpoint",
+                    "this binary was built without the `otel` feature (cargo build --features otel)",
+                );
+            }
+        }
+        if !(0.0..=1.0).contains(&self.otel.sample_ratio) {
+            p.add("otel.sample_ratio", format!("must be between 0 and 1, got {}", self.otel.sample_ratio));
         }
 
         // [pages]

@@ -12,6 +12,9 @@ pub mod issue;
 pub mod jwe;
 pub mod jwks_fetch;
 pub mod keys;
+pub mod logging;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod pages;
 pub mod pki;
 pub mod service;

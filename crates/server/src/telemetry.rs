@@ -101,6 +101,7 @@ pub async fn track(State(listener): State<Listener>, req: Request, next: Next) -
     let listener = listener_label(listener);
     let status = resp.status().as_u16().to_string();
     let error = error_code(&resp);
+    record_outcome(&tracing::Span::current(), &resp, &error);
     if error == "use_dpop_nonce" {
         dpop_nonce_challenge();
     }
@@ -108,6 +109,37 @@ pub async fn track(State(listener): State<Listener>, req: Request, next: Next) -
     metrics::histogram!(HTTP_DURATION, "listener" => listener, "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// The span of one request (the parent of its store statements in a trace): named after
+/// the method and route template, never the raw path with its identifiers. The
+/// interaction id, status and OAuth error are recorded once known.
+pub fn request_span(req: &Request) -> tracing::Span {
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
+    tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{} {route}", req.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        method = %req.method(),
+        path = %req.uri().path(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        fapi.interaction_id = tracing::field::Empty,
+        oauth.error = tracing::field::Empty,
+    )
+}
+
+/// Puts a response's status and OAuth error code on the request span; a 5xx marks the
+/// span as failed.
+fn record_outcome(span: &tracing::Span, resp: &Response, error: &str) {
+    span.record("http.response.status_code", resp.status().as_u16());
+    if !error.is_empty() {
+        span.record("oauth.error", error);
+    }
+    if resp.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 /// The OAuth error of a response: from an error body ([`OAuthErrorCode`]) or from a

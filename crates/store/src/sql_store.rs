@@ -182,9 +182,19 @@ pub(crate) async fn observed<DB: sqlx::Database, T>(
     sql: &'static str,
     query: impl Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, sqlx::Error> {
-    let started = std::time::Instant::now();
-    let out = query.await;
     let kind = statement_kind(sql);
+    // A child of the request's span in a trace (DEBUG: created only when an exporter
+    // wants it). The SQL text carries no values: they are bound separately.
+    let span = tracing::debug_span!(
+        "store",
+        otel.name = %format_args!("store {kind}"),
+        otel.kind = "client",
+        db.system.name = %DB::NAME.to_ascii_lowercase(),
+        db.operation.name = kind,
+        db.query.text = sql,
+    );
+    let started = std::time::Instant::now();
+    let out = tracing::Instrument::instrument(query, span).await;
     metrics::histogram!("strongroom_store_query_duration_seconds", "backend" => DB::NAME, "statement" => kind)
         .record(started.elapsed().as_secs_f64());
     if out.is_err() {

@@ -159,6 +159,9 @@ async fn interaction_id(req: Request, next: Next) -> Response {
         ip: req.extensions().get::<crate::tls::ConnectionInfo>().map(|c| c.client_ip),
         interaction_id: id.to_str().ok().map(str::to_owned),
     };
+    if let Some(id) = &context.interaction_id {
+        tracing::Span::current().record("fapi.interaction_id", id.as_str());
+    }
     let mut resp = crate::audit::in_request(context, next.run(req)).await;
     resp.headers_mut().entry(name).or_insert(id);
     resp
@@ -201,9 +204,7 @@ fn common(router: Router<AppRef>, state: &AppRef, listener: Listener) -> Router 
         .layer(middleware::from_fn(interaction_id))
         .layer(middleware::from_fn_with_state(listener, crate::telemetry::track))
         .layer(axum::Extension(listener))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::info_span!("request", id = %strongroom_guard::new_uuid_v4(), method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
         .with_state(state.clone())
 }
 
