@@ -44,8 +44,6 @@ pub struct AppState {
     pub rules: ClientRules,
     /// Validated clients by id, with the metadata they were validated from.
     client_cache: Mutex<HashMap<String, (serde_json::Value, Arc<Client>)>>,
-    /// Failed logins per username: (count, window start).
-    pub login_failures: Mutex<HashMap<String, (u32, i64)>>,
     /// The audit log's sinks.
     pub audit: crate::audit::AuditLog,
 }
@@ -82,7 +80,6 @@ impl AppState {
             jwks_fetcher,
             pages,
             client_cache: Mutex::new(HashMap::new()),
-            login_failures: Mutex::new(HashMap::new()),
             audit,
         }
     }

@@ -359,6 +359,17 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_events(&self, filter: AuditFilter<'_>, limit: u32) -> StoreResult<Vec<AuditRecord>>;
     /// Deletes audit events older than `before` (retention); returns how many.
     async fn purge_audit_events(&self, before: Timestamp) -> StoreResult<u64>;
+
+    /// Counts one sign-in attempt for `key` (a username or a client address) and returns
+    /// the count in its current window, this attempt included. A window opens with the
+    /// first attempt after the previous window ended and lasts until the `window_ends_at`
+    /// given then (issue 10). Atomic: of N concurrent calls each gets a different count, so
+    /// a limit checked on the result cannot be raced; `purge_expired` removes ended windows.
+    async fn count_login_attempt(&self, key: &str, now: Timestamp, window_ends_at: Timestamp) -> StoreResult<u64>;
+    /// Takes one counted attempt back (never below zero).
+    async fn release_login_attempt(&self, key: &str) -> StoreResult<()>;
+    /// Forgets every attempt counted for `key`.
+    async fn clear_login_attempts(&self, key: &str) -> StoreResult<()>;
 }
 
 /// A shared handle to whichever store the configuration chose.

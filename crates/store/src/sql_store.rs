@@ -137,6 +137,13 @@ pub struct Statements {
     pub audit_events_all: &'static str,
     /// Deletes audit events with `at < cutoff`: `cutoff`.
     pub purge_audit_events: &'static str,
+    /// Counts one sign-in attempt and returns the new `attempts`: `key, window_ends_at, now,
+    /// now` (an upsert; a row whose window ended starts again at 1).
+    pub count_login_attempt: &'static str,
+    /// Takes one attempt back: `key`.
+    pub release_login_attempt: &'static str,
+    /// Forgets a key's attempts: `key`.
+    pub clear_login_attempts: &'static str,
     /// Each deletes rows with `expires_at <= now` from one table: `now`.
     pub purge: &'static [&'static str],
 }
@@ -669,5 +676,24 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn purge_audit_events(&self, before: Timestamp) -> StoreResult<u64> {
         self.execute(B::SQL.purge_audit_events, &[Param::Int(before)]).await
+    }
+
+    async fn count_login_attempt(&self, key: &str, now: Timestamp, window_ends_at: Timestamp) -> StoreResult<u64> {
+        // One upsert returning the new count: the database serializes concurrent attempts,
+        // so no two callers see the same count.
+        let params = [Param::Text(key), Param::Int(window_ends_at), Param::Int(now), Param::Int(now)];
+        let row = self.fetch_optional(B::SQL.count_login_attempt, &params).await?;
+        let attempts = row.ok_or_else(|| StoreError::Database("login attempt upsert returned no row".into()))?;
+        Ok(u64::try_from(attempts.int("attempts")?).unwrap_or(0))
+    }
+
+    async fn release_login_attempt(&self, key: &str) -> StoreResult<()> {
+        self.execute(B::SQL.release_login_attempt, &[Param::Text(key)]).await?;
+        Ok(())
+    }
+
+    async fn clear_login_attempts(&self, key: &str) -> StoreResult<()> {
+        self.execute(B::SQL.clear_login_attempts, &[Param::Text(key)]).await?;
+        Ok(())
     }
 }

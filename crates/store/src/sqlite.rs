@@ -32,6 +32,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "audit events",
         sql: include_str!("../migrations/sqlite/0003_audit_events.sql"),
     },
+    Migration {
+        version: 4,
+        description: "login attempts",
+        sql: include_str!("../migrations/sqlite/0004_login_attempts.sql"),
+    },
 ];
 
 /// How long a statement waits for another connection's write lock.
@@ -151,12 +156,22 @@ static SQL: Statements = Statements {
     ),
     audit_events_all: concat!("SELECT ", columns!(audit), " FROM audit_events ORDER BY id DESC LIMIT ?"),
     purge_audit_events: "DELETE FROM audit_events WHERE at < ?",
+    count_login_attempt: "INSERT INTO login_attempts (key, attempts, expires_at) VALUES (?, 1, ?)
+                          ON CONFLICT (key) DO UPDATE SET
+                             attempts = CASE WHEN login_attempts.expires_at <= ? THEN 1
+                                             ELSE login_attempts.attempts + 1 END,
+                             expires_at = CASE WHEN login_attempts.expires_at <= ? THEN excluded.expires_at
+                                               ELSE login_attempts.expires_at END
+                          RETURNING attempts",
+    release_login_attempt: "UPDATE login_attempts SET attempts = attempts - 1 WHERE key = ? AND attempts > 0",
+    clear_login_attempts: "DELETE FROM login_attempts WHERE key = ?",
     purge: &[
         "DELETE FROM jti_cache WHERE expires_at <= ?",
         "DELETE FROM pushed_requests WHERE expires_at <= ?",
         "DELETE FROM codes WHERE expires_at <= ?",
         "DELETE FROM sessions WHERE expires_at <= ?",
         "DELETE FROM tokens WHERE expires_at <= ?",
+        "DELETE FROM login_attempts WHERE expires_at <= ?",
     ],
 };
 

@@ -138,6 +138,8 @@ suite!(
     purge_expired,
     json_roundtrip,
     audit_events,
+    login_attempts,
+    concurrent_login_attempts,
 );
 
 /// The checks, each written once against the `Store` trait.
@@ -740,6 +742,60 @@ mod checks {
         let c1 = store.audit_events(AuditFilter::Client("c1"), 100).await.expect("by client");
         assert_eq!(c1, vec![appended[3].clone(), appended[2].clone()]);
         assert_eq!(store.audit_events(AuditFilter::Subject("alice"), 100).await.expect("alice").len(), 3);
+    }
+
+    /// Issue 10: attempts count up within a window, restart after it, are taken back one at
+    /// a time (never below zero), are forgotten on clear, and ended windows are purged.
+    pub async fn login_attempts(store: SharedStore) {
+        let ends = NOW + 900;
+        for expected in 1..=3 {
+            assert_eq!(
+                store.count_login_attempt("user:bob", NOW + expected as i64, ends).await.expect("count"),
+                expected
+            );
+        }
+        // Keys are separate.
+        assert_eq!(store.count_login_attempt("ip:192.0.2.1", NOW, ends).await.expect("count"), 1);
+        store.release_login_attempt("user:bob").await.expect("release");
+        assert_eq!(store.count_login_attempt("user:bob", NOW + 10, ends).await.expect("count"), 3);
+        // Cleared: the next attempt is the first again.
+        store.clear_login_attempts("user:bob").await.expect("clear");
+        assert_eq!(store.count_login_attempt("user:bob", NOW + 20, NOW + 920).await.expect("count"), 1);
+        // Released below zero stays at zero.
+        store.release_login_attempt("ip:192.0.2.1").await.expect("release");
+        store.release_login_attempt("ip:192.0.2.1").await.expect("release");
+        assert_eq!(store.count_login_attempt("ip:192.0.2.1", NOW + 30, ends).await.expect("count"), 1);
+        // The window of `user:bob` ends at NOW + 920 (set by its first attempt, not moved by
+        // later ones): at that moment counting starts again, with a new window.
+        assert_eq!(store.count_login_attempt("user:bob", NOW + 919, NOW + 2000).await.expect("count"), 2);
+        assert_eq!(store.count_login_attempt("user:bob", NOW + 920, NOW + 1820).await.expect("count"), 1);
+        assert_eq!(store.count_login_attempt("user:bob", NOW + 921, NOW + 9999).await.expect("count"), 2);
+        // Purge removes ended windows only: ip (ends NOW + 900) goes, bob (NOW + 1820) stays.
+        assert_eq!(store.purge_expired(NOW + 1000).await.expect("purge"), 1);
+        assert_eq!(store.count_login_attempt("user:bob", NOW + 1001, NOW + 9999).await.expect("count"), 3);
+        assert_eq!(store.count_login_attempt("ip:192.0.2.1", NOW + 1001, NOW + 1900).await.expect("count"), 1);
+    }
+
+    /// Issue 10: concurrent attempts each get a distinct count, so a limit on the count
+    /// admits exactly that many however the attempts race.
+    pub async fn concurrent_login_attempts(store: SharedStore) {
+        const LIMIT: u64 = 5;
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let mut tasks = Vec::new();
+        for _ in 0..RACERS {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.count_login_attempt("user:race", NOW, NOW + 900).await.expect("count")
+            }));
+        }
+        let mut counts = Vec::new();
+        for task in tasks {
+            counts.push(task.await.expect("task"));
+        }
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=RACERS as u64).collect::<Vec<_>>());
+        assert_eq!(counts.iter().filter(|n| **n <= LIMIT).count() as u64, LIMIT);
     }
 
     pub async fn json_roundtrip(store: SharedStore) {

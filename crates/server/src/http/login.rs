@@ -7,11 +7,13 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::pages::{LOGIN_PATH, client_name, error_page, page};
 use crate::service::verify_password;
 use crate::state::{AppState, now};
+use crate::tls::ConnectionInfo;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use strongroom_protocol::OAuthError;
 use strongroom_protocol::authz::refused_by_user;
@@ -19,9 +21,10 @@ pub use strongroom_protocol::claims_request::PASSWORD_ACR;
 use strongroom_protocol::client::Client;
 use strongroom_protocol::jose::sha256_b64url;
 use strongroom_protocol::random::random_token;
-use strongroom_store::SessionRecord;
+use strongroom_store::{SessionRecord, StoreError};
 
-/// Failed logins for one username after which further attempts are refused.
+/// Sign-in attempts for one username in a window after which further attempts are
+/// refused (a success starts the count again).
 pub const MAX_LOGIN_FAILURES: u32 = 5;
 /// The window in which failures are counted, and for which a throttled username stays
 /// refused, in seconds.
@@ -65,27 +68,52 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| crate::service::hash_password(&random_token()).unwrap_or_default())
 }
 
-/// Whether a username is throttled now (too many recent failures).
-fn throttled(state: &AppState, key: &str, now: i64) -> bool {
-    let Ok(map) = state.login_failures.lock() else { return false };
-    map.get(key).is_some_and(|(n, start)| *n >= MAX_LOGIN_FAILURES && now - start < LOGIN_FAILURE_WINDOW)
+/// Sign-in attempts from one client address in a window after which further attempts
+/// are refused. Higher than the per-user limit, since many users may share an address (a
+/// NAT); successful sign-ins are given back, so only failures accumulate.
+pub const MAX_ADDRESS_ATTEMPTS: u64 = 20;
+
+/// The store keys an attempt is counted under: the username and the client address. An
+/// IPv6 address counts by its /64, which one client can usually take whole.
+fn attempt_keys(username: &str, peer: Option<IpAddr>) -> (String, Option<String>) {
+    let address = peer.map(|ip| match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        v4 => format!("ip:{v4}"),
+    });
+    (format!("user:{}", username.to_lowercase()), address)
 }
 
-fn record_failure(state: &AppState, key: &str, now: i64) {
-    let Ok(mut map) = state.login_failures.lock() else { return };
-    if map.len() > 100_000 {
-        map.retain(|_, (_, start)| now - *start < LOGIN_FAILURE_WINDOW);
-    }
-    let entry = map.entry(key.to_string()).or_insert((0, now));
-    if now - entry.1 >= LOGIN_FAILURE_WINDOW {
-        *entry = (0, now);
-    }
-    entry.0 += 1;
+/// Reserves this attempt before any password check (issue 10): one atomic count in the
+/// store per key, shared by every node. False when the user or the address is over its
+/// limit in the current window; then no password is checked.
+async fn reserve_attempt(
+    state: &AppState,
+    user_key: &str,
+    address_key: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let ends = now + LOGIN_FAILURE_WINDOW;
+    let user = state.store.count_login_attempt(user_key, now, ends).await?;
+    let address = match address_key {
+        Some(key) => state.store.count_login_attempt(key, now, ends).await?,
+        None => 0,
+    };
+    Ok(user <= u64::from(MAX_LOGIN_FAILURES) && address <= MAX_ADDRESS_ATTEMPTS)
 }
 
-fn clear_failures(state: &AppState, key: &str) {
-    if let Ok(mut map) = state.login_failures.lock() {
-        map.remove(key);
+/// After a successful sign-in: the user's count starts again and the address gets its
+/// attempt back (a reset of the address would let one valid account wipe the count of
+/// guesses against others).
+async fn attempt_succeeded(state: &AppState, user_key: &str, address_key: Option<&str>) {
+    let mut result = state.store.clear_login_attempts(user_key).await;
+    if let Some(key) = address_key {
+        result = result.and(state.store.release_login_attempt(key).await);
+    }
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not reset the sign-in attempt count");
     }
 }
 
@@ -102,11 +130,17 @@ async fn audit_login(state: &AppState, kind: AuditKind, client: &Client, subject
 /// `POST /login` (username, password, csrf, request_uri): Argon2id verification, one
 /// generic message for every failure, throttling per username, a fresh session, and a 303
 /// back to the authorization endpoint (F2SP-5.3.2.2-10/11).
-pub async fn login(State(state): State<AppRef>, headers: HeaderMap, body: Bytes) -> Response {
-    login_inner(&state, &headers, &body).await.unwrap_or_else(|r| r)
+pub async fn login(
+    State(state): State<AppRef>,
+    conn: Option<Extension<ConnectionInfo>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let peer = conn.map(|Extension(c)| c.peer_addr.ip());
+    login_inner(&state, peer, &headers, &body).await.unwrap_or_else(|r| r)
 }
 
-async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<Response> {
+async fn login_inner(state: &AppRef, peer: Option<IpAddr>, headers: &HeaderMap, body: &Bytes) -> Step<Response> {
     let form = parse_form(headers, body).map_err(|e| error_page(state, &e.error))?;
     if !csrf_ok(headers, &form) {
         return Err(csrf_refused(state));
@@ -125,12 +159,14 @@ async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<
     }
     let username = form.get("username").map(|u| u.trim()).unwrap_or("");
     let password = form.get("password").cloned().unwrap_or_default();
-    let key = username.to_lowercase();
+    let (user_key, address_key) = attempt_keys(username, peer);
     let again = |msg: &str, status| login_page(state, headers, &client, request_uri, Some(msg), username, status);
     if username.is_empty() || username.len() > 128 || password.is_empty() || password.len() > 1024 {
         return Ok(again(BAD_CREDENTIALS, StatusCode::OK));
     }
-    if throttled(state, &key, now) {
+    let allowed =
+        reserve_attempt(state, &user_key, address_key.as_deref(), now).await.map_err(|e| store_page(state, e))?;
+    if !allowed {
         crate::telemetry::login(crate::telemetry::LoginResult::Throttled);
         let known = state.store.get_user_by_username(username).await.ok().flatten();
         audit_login(state, AuditKind::LoginThrottled, &client, known.as_ref().map(|u| u.subject.as_str())).await;
@@ -152,12 +188,11 @@ async fn login_inner(state: &AppRef, headers: &HeaderMap, body: &Bytes) -> Step<
     .unwrap_or(false);
     let subject = user.as_ref().map(|u| u.subject.clone());
     let Some(user) = user.filter(|_| verified) else {
-        record_failure(state, &key, now);
         crate::telemetry::login(crate::telemetry::LoginResult::Failure);
         audit_login(state, AuditKind::LoginFailed, &client, subject.as_deref()).await;
         return Ok(again(BAD_CREDENTIALS, StatusCode::OK));
     };
-    clear_failures(state, &key);
+    attempt_succeeded(state, &user_key, address_key.as_deref()).await;
     crate::telemetry::login(crate::telemetry::LoginResult::Success);
     audit_login(state, AuditKind::LoginSucceeded, &client, Some(&user.subject)).await;
     // A new session on every login (no session fixation); the old one ends.
