@@ -136,7 +136,9 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let peer = conn.map(|Extension(c)| c.peer_addr.ip());
+    // The address a trusted proxy forwarded, else the TCP peer (so behind a proxy every
+    // user does not share the proxy's count).
+    let peer = conn.map(|Extension(c)| c.client_ip);
     login_inner(&state, peer, &headers, &body).await.unwrap_or_else(|r| r)
 }
 
