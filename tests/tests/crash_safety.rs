@@ -203,19 +203,24 @@ struct Code {
     request_uri: String,
 }
 
-async fn authorize(endpoint: &Endpoint, client: &TestClient) -> Code {
-    let (verifier, challenge) = pkce_pair();
+/// The pushed authorization request of a flow client, for a PKCE `challenge`.
+fn par_form(endpoint: &Endpoint, client: &TestClient, challenge: &str) -> Vec<(String, String)> {
     let redirect = endpoint.url("/demo/callback");
-    let par = with(
+    with(
         client.auth(endpoint),
         &[
             ("response_type", "code"),
             ("redirect_uri", &redirect),
             ("scope", FLOW_SCOPE),
-            ("code_challenge", &challenge),
+            ("code_challenge", challenge),
             ("code_challenge_method", "S256"),
         ],
-    );
+    )
+}
+
+async fn authorize(endpoint: &Endpoint, client: &TestClient) -> Code {
+    let (verifier, challenge) = pkce_pair();
+    let par = par_form(endpoint, client, &challenge);
     let authorize_url = push_with_dpop(endpoint, &client.id, &client.dkey, &par).await;
     let request_uri = url::Url::parse(&authorize_url)
         .expect("authorize url")
@@ -465,17 +470,7 @@ async fn postgres_going_away_gives_503_and_the_server_recovers() {
     let rt = first.body["refresh_token"].as_str().expect("refresh token").to_string();
     let pending = authorize(&endpoint, flow).await;
     let (_, challenge) = pkce_pair();
-    let redirect = endpoint.url("/demo/callback");
-    let pushed_before = with(
-        flow.auth(&endpoint),
-        &[
-            ("response_type", "code"),
-            ("redirect_uri", &redirect),
-            ("scope", FLOW_SCOPE),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ],
-    );
+    let pushed_before = par_form(&endpoint, flow, &challenge);
     let login_page = push_with_dpop(&endpoint, &flow.id, &flow.dkey, &pushed_before).await;
 
     proxy.cut();
@@ -486,17 +481,7 @@ async fn postgres_going_away_gives_503_and_the_server_recovers() {
     let refresh = || async { flow.token(&endpoint, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await };
     let par = || async {
         let (_, challenge) = pkce_pair();
-        let redirect = endpoint.url("/demo/callback");
-        let form = with(
-            flow.auth(&endpoint),
-            &[
-                ("response_type", "code"),
-                ("redirect_uri", &redirect),
-                ("scope", FLOW_SCOPE),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-            ],
-        );
+        let form = par_form(&endpoint, flow, &challenge);
         let proof = dpop_proof(&flow.dkey, "POST", &endpoint.url("/par"), None, None);
         post_form(&endpoint.client(), &endpoint.url("/par"), &form, Some(&proof)).await
     };

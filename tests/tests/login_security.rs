@@ -5,7 +5,7 @@
 use serde_json::json;
 use strongroom_protocol::jose::JwsAlg;
 use strongroom_store::AuditFilter;
-use strongroom_tests::kit::{pkjwt_form, with};
+use strongroom_tests::kit::{pkjwt_form, register_pkjwt, with};
 use strongroom_tests::*;
 
 const PASSWORD: &str = "correct horse battery";
@@ -16,10 +16,7 @@ const MAX_ATTEMPTS: usize = 5;
 async fn authorize_url(ts: &TestServer) -> String {
     let key = client_key(JwsAlg::ES256);
     let redirect = ts.url("/demo/callback");
-    let id = ts
-        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt",
-                          "jwks": jwks_of(&key), "redirect_uris": [redirect]}))
-        .await;
+    let id = register_pkjwt(ts, &key, "fapi2-security", json!({"redirect_uris": [redirect]})).await;
     let (_, challenge) = pkce_pair();
     let par = with(
         pkjwt_form(ts, &id, &key),

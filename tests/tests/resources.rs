@@ -308,10 +308,7 @@ async fn claims_parameter_refuses_unmet_acr_and_malformed_values() {
     let ts = TestServer::start().await;
     let key = client_key(JwsAlg::ES256);
     let redirect = ts.url("/demo/callback");
-    let id = ts
-        .register(json!({"profile": "fapi2-security", "token_endpoint_auth_method": "private_key_jwt",
-                         "jwks": jwks_of(&key), "redirect_uris": [redirect]}))
-        .await;
+    let id = register_pkjwt(&ts, &key, "fapi2-security", json!({"redirect_uris": [redirect]})).await;
     let (_, challenge) = pkce_pair();
     let dkey = client_key(JwsAlg::ES256);
     for (claims, code) in [

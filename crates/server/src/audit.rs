@@ -430,7 +430,7 @@ impl AuditLog {
     }
 }
 
-/// Most events one query of the audit log returns, and the default.
+/// Most events one query of the audit log returns.
 pub const QUERY_LIMIT_MAX: u32 = 1000;
 /// Events returned when the query names no limit.
 pub const QUERY_LIMIT_DEFAULT: u32 = 100;

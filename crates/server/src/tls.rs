@@ -320,7 +320,7 @@ pub fn apply_proxy_rule(
 /// The header in which proxies name the address they received a request from.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The client's address, for the audit log. `X-Forwarded-For` is believed only when the TCP
+/// The client's address, for the audit log and the sign-in attempt count. `X-Forwarded-For` is believed only when the TCP
 /// peer is a trusted proxy, and only as far as trusted proxies wrote it: the list is read
 /// from the right (each proxy appends the address it saw), skipping trusted proxies; the
 /// first other address is the client. Anything else in the list may have been written by
