@@ -43,7 +43,7 @@ enum Command {
         /// Only the events of this client.
         #[arg(long = "client", value_name = "CLIENT_ID", conflicts_with = "subject")]
         client_id: Option<String>,
-        /// Only the events of this user (`sub`).
+        /// Only the events of this user (`sub`; write `--subject=SUB` when it begins with `-`).
         #[arg(long)]
         subject: Option<String>,
         /// At most this many events (1-1000, default 100).

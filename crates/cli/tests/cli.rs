@@ -132,7 +132,8 @@ fn cli_changes_are_audited_and_audit_prints_them() {
         client.iter().map(|e| e["event"].clone()).collect::<Vec<_>>(),
         ["client_deleted", "client_updated", "client_registered"]
     );
-    let user = audit_lines(data, &["--subject", &sub, "--limit", "2"]);
+    // `--subject=SUB`: a generated `sub` may begin with `-`, which clap would take for a flag.
+    let user = audit_lines(data, &[&format!("--subject={sub}"), "--limit", "2"]);
     assert_eq!(
         user.iter().map(|e| e["detail"]["action"].clone()).collect::<Vec<_>>(),
         ["user_deleted", "password_set"]
